@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The emulated PAPR machine, seen from the hypervisor: client partitions
+ * with their memory, their VMC devices and the hypervisor's end of each
+ * VMC's CRQ connection. This is the one implementation of the platform's
+ * semantics (hcall checks, CRQ delivery, RDMA window checks); the
+ * in-process and cross-process platforms only carry calls to it.
+ *
+ * Single-threaded: every function here must be called from one thread.
+ * Partition memory may be shared with another process that runs the
+ * partition; CRQ headers are published with release/acquire ordering.
+ */
+#ifndef OPENVMC_MACHINE_H
+#define OPENVMC_MACHINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openvmc/common.h>
+#include <openvmc/platform.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ovmc_machine;
+struct ovmc_part;
+struct ovmc_vmc;
+
+/* What happened, for tracing (readable logs and capture files). */
+enum ovmc_trace_kind {
+	OVMC_TRACE_TO_HV,        /* entry delivered into the hypervisor's queue */
+	OVMC_TRACE_TO_PARTITION, /* entry delivered into the partition's CRQ */
+	OVMC_TRACE_RDMA,         /* H_COPY_RDMA performed */
+	OVMC_TRACE_HCALL,        /* any hcall and its result */
+};
+
+struct ovmc_trace_event {
+	enum ovmc_trace_kind kind;
+	unsigned partition; /* partition id */
+	/* TO_HV / TO_PARTITION: the 16 bytes; HCALL: NULL */
+	const uint8_t *entry;
+	/* HCALL: opcode, args, rc. RDMA: args are len, src liobn/ioba, dst liobn/ioba */
+	unsigned long opcode;
+	uint64_t args[5];
+	long rc;
+	/* RDMA: the bytes copied (valid during the callback only) */
+	const uint8_t *data;
+	size_t data_len;
+};
+
+typedef void (*ovmc_trace_fn)(void *arg, const struct ovmc_trace_event *ev);
+
+struct ovmc_machine_hooks {
+	/* A VMC came into existence (configured present, or H_REQUEST_VMC). */
+	void (*vmc_created)(void *arg, struct ovmc_vmc *vmc);
+	/* Entries wait in the hypervisor end's queue, or it saw a transport event. */
+	void (*vmc_pending)(void *arg, struct ovmc_vmc *vmc);
+	/* The VMC is about to be destroyed with its partition. */
+	void (*vmc_destroyed)(void *arg, struct ovmc_vmc *vmc);
+	void *arg;
+};
+
+OVMC_API int ovmc_machine_new(const struct ovmc_machine_hooks *hooks, struct ovmc_machine **out);
+/* Frees the machine and every partition still attached. */
+OVMC_API void ovmc_machine_free(struct ovmc_machine *m);
+OVMC_API void ovmc_machine_set_trace(struct ovmc_machine *m, ovmc_trace_fn fn, void *arg);
+
+struct ovmc_part_config {
+	/* Partition memory as the hypervisor reaches it. Owned by the caller;
+	 * must outlive the partition. */
+	void *mem;
+	size_t mem_size;
+	/* Raise the partition's CRQ interrupt. Called only while enabled. */
+	void (*raise_irq)(void *arg);
+	void *irq_arg;
+	/* Does the partition have a VMC before H_REQUEST_VMC? */
+	bool vmc_present;
+	/* H_REQUEST_VMC answer: H_SUCCESS creates the VMC; any other H_* code is
+	 * returned as is (to exercise a driver's error paths). */
+	long request_vmc_rc;
+	uint32_t drc_index;             /* 0: derived from the partition id */
+	size_t hv_window_size;          /* hypervisor buffer window per VMC */
+	unsigned hv_queue_entries;      /* entries in the hypervisor end's queue */
+};
+
+OVMC_API int ovmc_machine_add_partition(struct ovmc_machine *m, const struct ovmc_part_config *cfg,
+					struct ovmc_part **out);
+/*
+ * Remove a partition. `failed` selects the transport event the hypervisor
+ * end sees: partner failed (0x01) rather than partner deregistered (0x02).
+ */
+OVMC_API void ovmc_machine_remove_partition(struct ovmc_machine *m, struct ovmc_part *p,
+					    bool failed);
+
+OVMC_API unsigned ovmc_part_id(const struct ovmc_part *p);
+/* Execute an hcall as partition `p` (see ovmc_hcall()). */
+OVMC_API long ovmc_part_hcall(struct ovmc_part *p, unsigned long opcode, const uint64_t *args,
+			      unsigned nargs, uint64_t *rets);
+OVMC_API int ovmc_part_vmc_node(struct ovmc_part *p, struct ovmc_vmc_node *out);
+/* The partition's VMC, or NULL while it has none. */
+OVMC_API struct ovmc_vmc *ovmc_part_vmc(struct ovmc_part *p);
+
+/* ---- the hypervisor's end of a VMC connection ---- */
+
+OVMC_API struct ovmc_part *ovmc_vmc_part(struct ovmc_vmc *v);
+/* Per-VMC pointer for the hypervisor core that serves it. */
+OVMC_API void ovmc_vmc_set_user(struct ovmc_vmc *v, void *user);
+OVMC_API void *ovmc_vmc_user(const struct ovmc_vmc *v);
+
+/*
+ * Open the hypervisor end. Returns H_SUCCESS when the partition's CRQ is
+ * registered, H_CLOSED when it is not yet (the end is open all the same),
+ * H_RESOURCE if already open.
+ */
+OVMC_API long ovmc_vmc_hv_register(struct ovmc_vmc *v);
+/*
+ * Close the hypervisor end: queued entries are discarded and the partition
+ * receives transport event `event` (0x02 deregistered, 0x01 failed).
+ */
+OVMC_API long ovmc_vmc_hv_free(struct ovmc_vmc *v, uint8_t event);
+OVMC_API bool ovmc_vmc_hv_registered(const struct ovmc_vmc *v);
+OVMC_API bool ovmc_vmc_partition_registered(const struct ovmc_vmc *v);
+
+/*
+ * Deliver an entry into the partition's CRQ (PAPR order: bytes 8..15,
+ * barrier, then bytes 0..7) and raise its interrupt if enabled. Returns
+ * H_SUCCESS, H_PARAMETER (header not valid for sending), H_CLOSED (either
+ * end not registered), or H_DROPPED (the partition's queue is full).
+ */
+OVMC_API long ovmc_vmc_hv_send(struct ovmc_vmc *v, const uint8_t entry[16]);
+/* Take the next entry from the hypervisor end's queue: 1, or 0 if empty. */
+OVMC_API int ovmc_vmc_hv_receive(struct ovmc_vmc *v, uint8_t entry[16]);
+/* Entries in the partition's CRQ that it has not consumed yet. */
+OVMC_API unsigned ovmc_vmc_hv_outstanding(const struct ovmc_vmc *v);
+/* Entries in the partition's CRQ (0 while not registered). */
+OVMC_API unsigned ovmc_vmc_partition_queue_size(const struct ovmc_vmc *v);
+/* The hypervisor's buffer window (second pane of the partition). */
+OVMC_API void *ovmc_vmc_hv_memory(struct ovmc_vmc *v, size_t *size);
+OVMC_API uint32_t ovmc_vmc_hv_liobn(const struct ovmc_vmc *v);
+
+struct ovmc_machine_stats {
+	uint64_t hcalls;
+	uint64_t hcall_errors;
+	uint64_t entries_to_hv;
+	uint64_t entries_to_partition;
+	uint64_t dropped_full;    /* H_DROPPED answers */
+	uint64_t rdma_ops;
+	uint64_t rdma_bytes;
+	uint64_t rdma_rejected;
+};
+OVMC_API void ovmc_machine_stats(const struct ovmc_machine *m, struct ovmc_machine_stats *out);
+
+/* ---- in-process platform: a partition in this process ---- */
+
+struct ovmc_inproc_config {
+	size_t mem_size;     /* partition memory; rounded up to a page */
+	bool vmc_present;
+	long request_vmc_rc; /* see ovmc_part_config */
+	uint32_t drc_index;
+	size_t hv_window_size;
+	unsigned hv_queue_entries;
+};
+
+/*
+ * Create a partition on `m` and return its client handle. The handle owns
+ * the partition memory and an eventfd for the interrupt;
+ * ovmc_platform_destroy() removes the partition from the machine.
+ */
+OVMC_API int ovmc_inproc_new(struct ovmc_machine *m, const struct ovmc_inproc_config *cfg,
+			     struct ovmc_platform **out);
+/* The machine-side partition behind an in-process handle. */
+OVMC_API struct ovmc_part *ovmc_inproc_part(struct ovmc_platform *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* What every implementation of struct ovmc_platform provides. */
+#ifndef OVMC_PLATFORM_IMPL_H
+#define OVMC_PLATFORM_IMPL_H
+
+#include <openvmc/platform.h>
+
+struct ovmc_platform_ops {
+	long (*hcall)(struct ovmc_platform *p, unsigned long opcode, const uint64_t *args,
+		      unsigned nargs, uint64_t *rets);
+	int (*vmc_node)(struct ovmc_platform *p, struct ovmc_vmc_node *out);
+	int (*alive)(struct ovmc_platform *p);
+	void (*destroy)(struct ovmc_platform *p);
+};
+
+struct ovmc_platform {
+	const struct ovmc_platform_ops *ops;
+	void *mem;
+	size_t mem_size;
+	int irq_fd; /* eventfd */
+};
+
+#endif

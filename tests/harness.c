@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "harness.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+
+extern const struct ovmc_test __start_ovmc_tests[] __attribute__((weak));
+extern const struct ovmc_test __stop_ovmc_tests[] __attribute__((weak));
+
+static jmp_buf test_jump;
+static int test_failed;
+
+struct deferred {
+	void (*fn)(void *);
+	void *arg;
+};
+
+#define MAX_DEFERRED 64
+static struct deferred deferred[MAX_DEFERRED];
+static int n_deferred;
+
+void ovmc_test_fail(const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s:%d: ", file, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	test_failed = 1;
+	longjmp(test_jump, 1);
+}
+
+void ovmc_test_defer(void (*fn)(void *), void *arg)
+{
+	if (n_deferred == MAX_DEFERRED) {
+		fprintf(stderr, "too many deferred cleanups\n");
+		abort();
+	}
+	deferred[n_deferred++] = (struct deferred){fn, arg};
+}
+
+uint64_t ovmc_test_rand(uint64_t *state)
+{
+	uint64_t x = *state ? *state : 0x9E3779B97F4A7C15ull;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*state = x;
+	return x * 0x2545F4914F6CDD1Dull;
+}
+
+static int run_one(const struct ovmc_test *t)
+{
+	test_failed = 0;
+	n_deferred = 0;
+	if (setjmp(test_jump) == 0)
+		t->fn();
+	while (n_deferred > 0) {
+		struct deferred d = deferred[--n_deferred];
+
+		d.fn(d.arg);
+	}
+	printf("%s %s\n", test_failed ? "FAIL" : "ok  ", t->name);
+	fflush(stdout);
+	return test_failed;
+}
+
+int main(int argc, char **argv)
+{
+	int passed = 0, failed = 0, matched = 0;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (const struct ovmc_test *t = __start_ovmc_tests; t < __stop_ovmc_tests; t++) {
+		if (argc > 1 && strcmp(argv[1], t->name) != 0)
+			continue;
+		matched++;
+		if (run_one(t))
+			failed++;
+		else
+			passed++;
+	}
+	if (argc > 1 && !matched) {
+		fprintf(stderr, "no test named %s\n", argv[1]);
+		return 2;
+	}
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
