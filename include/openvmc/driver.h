@@ -99,6 +99,13 @@ OVMC_API void ovmc_drv_set_log_level(struct ovmc_drv *d, enum ovmc_log_level lev
  * for a platform failure (state FAILED).
  */
 OVMC_API int ovmc_drv_start(struct ovmc_drv *d, uint64_t now);
+/*
+ * The platform is gone (the hypervisor process died). Forget the CRQ
+ * without hcalls and return every connection: files see what a transport
+ * event gives them (EBADFD, EIO, POLLHUP). State becomes INITIAL; call
+ * ovmc_drv_start() when the platform is back.
+ */
+OVMC_API void ovmc_drv_platform_lost(struct ovmc_drv *d, uint64_t now);
 /* Drain the CRQ (call when the interrupt fd is readable). Returns the
  * number of entries handled. */
 OVMC_API unsigned ovmc_drv_handle_interrupt(struct ovmc_drv *d, uint64_t now);

@@ -625,6 +625,19 @@ int ovmc_drv_start(struct ovmc_drv *d, uint64_t now)
 	return 0;
 }
 
+void ovmc_drv_platform_lost(struct ovmc_drv *d, uint64_t now)
+{
+	d->now = now;
+	d->stats.resets++;
+	drv_log(d, OVMC_LOG_WARN, "platform lost: connections reset");
+	return_all_slots(d);
+	d->crq_registered = false;
+	d->tx_count = d->tx_head = 0;
+	d->tx_retry_at = d->init_retry_at = OVMC_TIME_NEVER;
+	memset(&d->neg, 0, sizeof(d->neg));
+	set_state(d, OVMC_DRV_INITIAL);
+}
+
 /* ---- inbound entries ---- */
 
 static void handle_init(struct ovmc_drv *d, const struct ovmc_entry *m)

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Layer-2 backends: what the emulated hypervisor answers. A backend is a
+ * set of callbacks (struct ovmc_backend_ops, hv.h) with its state; one
+ * instance may serve the sessions of several hypervisor cores.
+ */
+#ifndef OPENVMC_BACKEND_H
+#define OPENVMC_BACKEND_H
+
+#include <stdint.h>
+
+#include <openvmc/hv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ovmc_backend {
+	const struct ovmc_backend_ops *ops;
+	void *arg;
+	/* Optional: an fd the owner's loop watches, and what to do when it is
+	 * readable (backends that talk to other processes). -1 if none. */
+	int (*fd)(void *arg);
+	void (*dispatch)(void *arg, uint64_t now);
+	void (*destroy)(void *arg);
+};
+
+/*
+ * Create a backend from a specification string. Known: "echo" (every
+ * message back on its session). Returns 0, -EINVAL for an unknown or
+ * malformed specification, -ENOMEM.
+ */
+OVMC_API int ovmc_backend_new(const char *spec, struct ovmc_backend *out);
+OVMC_API void ovmc_backend_free(struct ovmc_backend *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include "backends.h"
+
+#include <errno.h>
+#include <string.h>
+
+static const struct {
+	const char *name;
+	int (*create)(const char *args, struct ovmc_backend *out);
+} kinds[] = {
+	{"echo", ovmc_backend_echo_new},
+};
+
+int ovmc_backend_new(const char *spec, struct ovmc_backend *out)
+{
+	const char *colon = strchr(spec, ':');
+	size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
+
+	for (unsigned i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		if (strlen(kinds[i].name) == n && strncmp(spec, kinds[i].name, n) == 0)
+			return kinds[i].create(colon ? colon + 1 : NULL, out);
+	}
+	return -EINVAL;
+}
+
+void ovmc_backend_free(struct ovmc_backend *b)
+{
+	if (b && b->destroy)
+		b->destroy(b->arg);
+}
