@@ -201,8 +201,7 @@ TEST(reg_crq_unaligned_ioba_returns_parameter)
 {
 	struct fx *f = fx_new(NULL);
 
-	CHECK_EQ(ovmc_h_reg_crq(f->p, f->node.unit_address, 16, OVMC_PAGE_SIZE),
-		 OVMC_H_PARAMETER);
+	CHECK_EQ(ovmc_h_reg_crq(f->p, f->node.unit_address, 16, OVMC_PAGE_SIZE), OVMC_H_PARAMETER);
 	CHECK_EQ(ovmc_h_reg_crq(f->p, f->node.unit_address, CRQ_IOBA + 2048, OVMC_PAGE_SIZE),
 		 OVMC_H_PARAMETER);
 	CHECK(!ovmc_vmc_partition_registered(f->vmc));
@@ -270,8 +269,7 @@ TEST(reg_crq_after_free_crq_succeeds_again)
 	CHECK_EQ(ovmc_h_free_crq(f->p, f->node.unit_address), OVMC_H_SUCCESS);
 	CHECK(!ovmc_vmc_partition_registered(f->vmc));
 	CHECK_EQ(ovmc_vmc_partition_queue_size(f->vmc), 0);
-	CHECK_EQ(ovmc_h_reg_crq(f->p, f->node.unit_address, 0, 2 * OVMC_PAGE_SIZE),
-		 OVMC_H_CLOSED);
+	CHECK_EQ(ovmc_h_reg_crq(f->p, f->node.unit_address, 0, 2 * OVMC_PAGE_SIZE), OVMC_H_CLOSED);
 	CHECK_EQ(ovmc_vmc_partition_queue_size(f->vmc), 2 * CRQ_ENTRIES);
 }
 
@@ -949,8 +947,8 @@ TEST(copy_rdma_partition_to_hv_window_and_back)
 
 	/* within one window too, and the very last byte */
 	hv[hv_size - 1] = 0x77;
-	CHECK_EQ(ovmc_h_copy_rdma(f->p, 1, f->node.liobn_remote, hv_size - 1,
-				  f->node.liobn_local, f->mem_size - 1),
+	CHECK_EQ(ovmc_h_copy_rdma(f->p, 1, f->node.liobn_remote, hv_size - 1, f->node.liobn_local,
+				  f->mem_size - 1),
 		 OVMC_H_SUCCESS);
 	CHECK_EQ(f->mem[f->mem_size - 1], 0x77);
 
@@ -979,8 +977,7 @@ TEST(copy_rdma_unknown_dest_liobn_returns_dest_parm)
 	struct fx *f = fx_linked(NULL);
 
 	f->mem[0] = 0x11;
-	CHECK_EQ(ovmc_h_copy_rdma(f->p, 16, f->node.liobn_local, 0, 0xBEEF, 0),
-		 OVMC_H_DEST_PARM);
+	CHECK_EQ(ovmc_h_copy_rdma(f->p, 16, f->node.liobn_local, 0, 0xBEEF, 0), OVMC_H_DEST_PARM);
 	CHECK_EQ(ovmc_h_copy_rdma(f->p, 16, f->node.liobn_local, 0, 0, 0), OVMC_H_DEST_PARM);
 }
 

@@ -742,23 +742,43 @@ static struct ovmc_hv_session *session_of(struct ovmc_hv *hv, const struct ovmc_
 	return s;
 }
 
+/*
+ * A failed open makes the partition forget every buffer of the index (as
+ * Linux does), so ours go too and the index gets a new initial buffer.
+ */
+static void refuse_open(struct ovmc_hv *hv, struct ovmc_hv_session *s, const struct ovmc_hmc_msg *h)
+{
+	end_session(hv, s);
+	forget_index(s);
+	tx_hmc(hv, OVMC_MSG_OPEN_RESP, 1, h->session, h->index, h->buffer_id);
+	add_buffer(hv, s, 0, 0, OVMC_OWNER_PARTITION);
+}
+
 static void handle_open(struct ovmc_hv *hv, const struct ovmc_entry *m)
 {
 	const struct ovmc_hmc_msg *h = &m->hmc;
 	struct ovmc_hv_session *s = slot_of(hv, m);
 	unsigned given = 0, share;
 
-	if (!s || h->session == 0 || s->open || h->buffer_id >= hv->neg.pool_size ||
-	    s->bufs[h->buffer_id].state != BUF_PARTITION) {
-		if (s && h->session == 0)
-			proto_err(hv, &hv->stats.err_session, "OPEN with session 0");
-		else if (s && s->open)
-			proto_err(hv, &hv->stats.err_state, "OPEN on index %u, session %u is open",
-				  h->index, s->number);
-		else if (s)
-			proto_err(hv, &hv->stats.err_buffer,
-				  "OPEN names buffer %u the partition does not own", h->buffer_id);
-		tx_hmc(hv, OVMC_MSG_OPEN_RESP, 1, h->session, h->index, h->buffer_id);
+	/* An answer naming an index the partition does not have would make it
+	 * reset the whole channel: count and drop instead. */
+	if (!s)
+		return;
+	if (h->session == 0) {
+		proto_err(hv, &hv->stats.err_session, "OPEN with session 0");
+		refuse_open(hv, s, h);
+		return;
+	}
+	if (s->open) {
+		proto_err(hv, &hv->stats.err_state, "OPEN on index %u, session %u is open",
+			  h->index, s->number);
+		refuse_open(hv, s, h);
+		return;
+	}
+	if (h->buffer_id >= hv->neg.pool_size || s->bufs[h->buffer_id].state != BUF_PARTITION) {
+		proto_err(hv, &hv->stats.err_buffer,
+			  "OPEN names buffer %u the partition does not own", h->buffer_id);
+		refuse_open(hv, s, h);
 		return;
 	}
 	memcpy(s->hmc_id, buf_mem(hv, s->index, h->buffer_id), OVMC_HMC_ID_LEN);
@@ -767,10 +787,9 @@ static void handle_open(struct ovmc_hv *hv, const struct ovmc_entry *m)
 	s->user = NULL;
 	if (hv->be && hv->be->open && hv->be->open(hv->be_arg, s, s->hmc_id) < 0) {
 		s->open = false;
-		free_backlog(s);
 		hv_log(hv, OVMC_LOG_INFO, "backend refused session %u on index %u", s->number,
 		       s->index);
-		tx_hmc(hv, OVMC_MSG_OPEN_RESP, 1, h->session, h->index, h->buffer_id);
+		refuse_open(hv, s, h);
 		return;
 	}
 	hv->stats.sessions_opened++;
@@ -794,15 +813,25 @@ static void handle_open(struct ovmc_hv *hv, const struct ovmc_entry *m)
 
 static void handle_close(struct ovmc_hv *hv, const struct ovmc_entry *m)
 {
-	struct ovmc_hv_session *s = session_of(hv, m);
+	const struct ovmc_hmc_msg *h = &m->hmc;
+	struct ovmc_hv_session *s = slot_of(hv, m);
 
-	if (!s) {
-		tx_hmc(hv, OVMC_MSG_CLOSE_RESP, 1, m->hmc.session, m->hmc.index, 0);
+	if (!s)
+		return;
+	if (s->open && s->number != h->session) {
+		/* Both ends disagree about the index: a failed close makes the
+		 * partition reset the channel, which brings them together. */
+		proto_err(hv, &hv->stats.err_session, "CLOSE of session %u, %u is open on index %u",
+			  h->session, s->number, h->index);
+		tx_hmc(hv, OVMC_MSG_CLOSE_RESP, 1, h->session, h->index, 0);
 		return;
 	}
+	if (!s->open)
+		proto_err(hv, &hv->stats.err_session, "CLOSE of session %u, none open on index %u",
+			  h->session, h->index);
 	end_session(hv, s);
 	forget_index(s);
-	tx_hmc(hv, OVMC_MSG_CLOSE_RESP, 0, m->hmc.session, m->hmc.index, 0);
+	tx_hmc(hv, OVMC_MSG_CLOSE_RESP, 0, h->session, h->index, 0);
 	/* The partition forgets every buffer of the index; give it a new one. */
 	add_buffer(hv, s, 0, 0, OVMC_OWNER_PARTITION);
 }

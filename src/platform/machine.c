@@ -547,7 +547,8 @@ long ovmc_part_hcall(struct ovmc_part *p, unsigned long opcode, const uint64_t *
 	uint64_t a[5] = {0}, r[OVMC_HCALL_RETS] = {0};
 	long rc;
 
-	memcpy(a, args, (nargs < 5 ? nargs : 5) * sizeof(uint64_t));
+	if (args && nargs)
+		memcpy(a, args, (nargs < 5 ? nargs : 5) * sizeof(uint64_t));
 	switch (opcode) {
 	case OVMC_H_REG_CRQ:
 		rc = h_reg_crq(p, a);
