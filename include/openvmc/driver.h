@@ -27,6 +27,7 @@
 
 #include <openvmc/common.h>
 #include <openvmc/platform.h>
+#include <openvmc/trace.h>
 #include <openvmc/wire.h>
 
 #ifdef __cplusplus
@@ -77,6 +78,9 @@ struct ovmc_drv_callbacks {
 	/* The driver state changed. */
 	void (*state_changed)(void *user, enum ovmc_drv_state state);
 	ovmc_log_fn log;
+	/* Optional: every entry sent (TO_HV) or taken from the CRQ
+	 * (TO_PARTITION) and every successful RDMA, for capture files. */
+	ovmc_trace_fn trace;
 };
 
 /*

@@ -19,6 +19,7 @@
 
 #include <openvmc/common.h>
 #include <openvmc/platform.h>
+#include <openvmc/trace.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -28,29 +29,6 @@ struct ovmc_machine;
 struct ovmc_part;
 struct ovmc_vmc;
 
-/* What happened, for tracing (readable logs and capture files). */
-enum ovmc_trace_kind {
-	OVMC_TRACE_TO_HV,        /* entry delivered into the hypervisor's queue */
-	OVMC_TRACE_TO_PARTITION, /* entry delivered into the partition's CRQ */
-	OVMC_TRACE_RDMA,         /* H_COPY_RDMA performed */
-	OVMC_TRACE_HCALL,        /* any hcall and its result */
-};
-
-struct ovmc_trace_event {
-	enum ovmc_trace_kind kind;
-	unsigned partition; /* partition id */
-	/* TO_HV / TO_PARTITION: the 16 bytes; HCALL: NULL */
-	const uint8_t *entry;
-	/* HCALL: opcode, args, rc. RDMA: args are len, src liobn/ioba, dst liobn/ioba */
-	unsigned long opcode;
-	uint64_t args[5];
-	long rc;
-	/* RDMA: the bytes copied (valid during the callback only) */
-	const uint8_t *data;
-	size_t data_len;
-};
-
-typedef void (*ovmc_trace_fn)(void *arg, const struct ovmc_trace_event *ev);
 
 struct ovmc_machine_hooks {
 	/* A VMC came into existence (configured present, or H_REQUEST_VMC). */

@@ -266,6 +266,37 @@ void ovmc_drv_stats(const struct ovmc_drv *d, struct ovmc_drv_stats *out)
 	*out = d->stats;
 }
 
+/* ---- tracing ---- */
+
+static void trace_entry(struct ovmc_drv *d, enum ovmc_trace_kind kind,
+			const uint8_t e[OVMC_CRQ_ENTRY_SIZE])
+{
+	struct ovmc_trace_event ev = {.kind = kind, .entry = e};
+
+	if (d->cbs.trace)
+		d->cbs.trace(d->user, &ev);
+}
+
+/* H_COPY_RDMA, traced with the bytes that moved when it succeeds. */
+static long rdma(struct ovmc_drv *d, uint64_t len, uint64_t src_liobn, uint64_t src_ioba,
+		 uint64_t dst_liobn, uint64_t dst_ioba)
+{
+	long rc = ovmc_h_copy_rdma(d->plat, len, src_liobn, src_ioba, dst_liobn, dst_ioba);
+	bool to_hv = dst_liobn == d->node.liobn_remote;
+	struct ovmc_trace_event ev = {
+		.kind = OVMC_TRACE_RDMA,
+		.opcode = OVMC_H_COPY_RDMA,
+		.args = {len, src_liobn, src_ioba, dst_liobn, dst_ioba},
+		.data = d->mem + (to_hv ? src_ioba : dst_ioba),
+		.data_len = len,
+		.to_hv = to_hv,
+	};
+
+	if (rc == OVMC_H_SUCCESS && d->cbs.trace)
+		d->cbs.trace(d->user, &ev);
+	return rc;
+}
+
 /* ---- sending ---- */
 
 static void txq_push(struct ovmc_drv *d, const uint8_t e[OVMC_CRQ_ENTRY_SIZE])
@@ -301,8 +332,10 @@ static long send_raw(struct ovmc_drv *d, const uint8_t e[OVMC_CRQ_ENTRY_SIZE])
 
 	ovmc_entry_to_words(e, &hi, &lo);
 	rc = ovmc_h_send_crq(d->plat, d->node.unit_address, hi, lo);
-	if (rc == OVMC_H_SUCCESS)
+	if (rc == OVMC_H_SUCCESS) {
 		d->stats.entries_out++;
+		trace_entry(d, OVMC_TRACE_TO_HV, e);
+	}
 	return rc;
 }
 
@@ -825,7 +858,7 @@ static void handle_signal(struct ovmc_drv *d, const struct ovmc_entry *m)
 		buf_free(s, h->buffer_id);
 		return;
 	}
-	rc = ovmc_h_copy_rdma(d->plat, h->msg_len, d->node.liobn_remote, b->lioba,
+	rc = rdma(d, h->msg_len, d->node.liobn_remote, b->lioba,
 			      d->node.liobn_local, mirror_ioba(d, s->index, h->buffer_id));
 	if (rc != OVMC_H_SUCCESS) {
 		d->stats.lost_rdma++;
@@ -987,6 +1020,7 @@ unsigned ovmc_drv_handle_interrupt(struct ovmc_drv *d, uint64_t now)
 		/* Our reads of the entry complete before the slot is handed back. */
 		__atomic_store_n(slot, 0, __ATOMIC_RELEASE);
 		d->crq_cur = (d->crq_cur + 1) % d->crq_entries;
+		trace_entry(d, OVMC_TRACE_TO_PARTITION, e);
 		handle_entry(d, e);
 		n++;
 	}
@@ -1074,7 +1108,7 @@ int ovmc_drv_sethmcid(struct ovmc_drv *d, struct ovmc_drv_file *f,
 	/* The whole MTU goes over, as in Linux: no stale bytes after the id. */
 	memcpy(mirror(d, s->index, id), hmc_id, OVMC_HMC_ID_LEN);
 	memset(mirror(d, s->index, id) + OVMC_HMC_ID_LEN, 0, d->neg.mtu - OVMC_HMC_ID_LEN);
-	rc = ovmc_h_copy_rdma(d->plat, d->neg.mtu, d->node.liobn_local,
+	rc = rdma(d, d->neg.mtu, d->node.liobn_local,
 			      mirror_ioba(d, s->index, id), d->node.liobn_remote,
 			      s->bufs[id].lioba);
 	if (rc != OVMC_H_SUCCESS) {
@@ -1119,7 +1153,7 @@ ssize_t ovmc_drv_write(struct ovmc_drv *d, struct ovmc_drv_file *f, const void *
 		return -EBUSY;
 	id = s->free_ids[s->n_free - 1];
 	memcpy(mirror(d, s->index, id), buf, len);
-	rc = ovmc_h_copy_rdma(d->plat, len, d->node.liobn_local, mirror_ioba(d, s->index, id),
+	rc = rdma(d, len, d->node.liobn_local, mirror_ioba(d, s->index, id),
 			      d->node.liobn_remote, s->bufs[id].lioba);
 	if (rc != OVMC_H_SUCCESS) {
 		drv_log(d, OVMC_LOG_ERROR, "write of %zu bytes failed: H_COPY_RDMA %s", len,

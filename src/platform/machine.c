@@ -524,6 +524,7 @@ static long h_copy_rdma(struct ovmc_part *p, const uint64_t *a)
 		ev.opcode = OVMC_H_COPY_RDMA;
 		ev.data = dst;
 		ev.data_len = len;
+		ev.to_hv = a[3] == p->vmc->node.liobn_remote;
 		p->m->trace(p->m->trace_arg, &ev);
 	}
 	return OVMC_H_SUCCESS;
