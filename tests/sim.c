@@ -138,9 +138,20 @@ static void hook_created(void *arg, struct ovmc_vmc *vmc)
 	(void)vmc;
 }
 
+static void drv_trace(void *user, const struct ovmc_trace_event *ev)
+{
+	struct sim *s = user;
+
+	if (s->o.drv_trace)
+		s->o.drv_trace(s->o.drv_trace_arg, ev);
+}
+
 static void trace(void *arg, const struct ovmc_trace_event *ev)
 {
 	struct sim *s = arg;
+
+	if (s->o.hv_trace)
+		s->o.hv_trace(s->o.hv_trace_arg, ev);
 
 	switch (ev->kind) {
 	case OVMC_TRACE_TO_HV:
@@ -322,6 +333,8 @@ struct sim *sim_new(const struct sim_opts *o)
 	s->be.echo = s->o.echo;
 
 	hooks.arg = s;
+	if (s->o.drv_trace)
+		cbs.trace = drv_trace;
 	rc = ovmc_machine_new(&hooks, &s->m);
 	if (rc)
 		FAIL("ovmc_machine_new: %d", rc);

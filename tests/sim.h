@@ -45,6 +45,9 @@ struct sim_opts {
 	bool echo;
 	/* Partition memory beyond what the driver needs. */
 	size_t mem_slack;
+	/* Also pass the machine's and the driver's trace events here. */
+	ovmc_trace_fn hv_trace, drv_trace;
+	void *hv_trace_arg, *drv_trace_arg;
 };
 
 /* One recorded layer-2 event (message, open or close). */

@@ -1,0 +1,430 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Capture files: what the machine and the driver trace is written as
+ * pcapng, reads back record for record, and tshark with the shipped Lua
+ * dissector decodes it field by field.
+ */
+#include "harness.h"
+#include "sim.h"
+
+#include <openvmc/capture.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct tmpdir {
+	char path[64];
+};
+
+static void tmpdir_remove(void *arg)
+{
+	struct tmpdir *t = arg;
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->path);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", t->path);
+	free(t);
+}
+
+static struct tmpdir *tmpdir_new(void)
+{
+	struct tmpdir *t = calloc(1, sizeof(*t));
+
+	CHECK(t);
+	strcpy(t->path, "/tmp/ovmc-capture-XXXXXX");
+	CHECK(mkdtemp(t->path));
+	ovmc_test_defer(tmpdir_remove, t);
+	return t;
+}
+
+static void capture_close(void *c)
+{
+	ovmc_capture_close(c);
+}
+
+static void reader_close(void *r)
+{
+	ovmc_capture_reader_close(r);
+}
+
+/* A router request: 32-byte header then data (the echo backend returns it). */
+static size_t router_request(uint8_t *buf, uint32_t token, uint16_t opcode, const char *data)
+{
+	size_t dlen = strlen(data);
+
+	memset(buf, 0, 32);
+	buf[0] = 0xDE;
+	buf[1] = 0xCA;
+	buf[2] = 0xFF;
+	buf[3] = 32;
+	ovmc_put_be32(buf + 4, (uint32_t)(32 + dlen));
+	ovmc_put_be32(buf + 8, token);
+	ovmc_put_be16(buf + 12, 0x8000);
+	buf[15] = 0x80;
+	ovmc_put_be32(buf + 16, (uint32_t)dlen);
+	ovmc_put_be16(buf + 20, opcode);
+	memcpy(buf + 32, data, dlen);
+	return 32 + dlen;
+}
+
+TEST(capture_records_read_back_in_order)
+{
+	struct tmpdir *d = tmpdir_new();
+	struct ovmc_capture *c;
+	struct ovmc_capture_reader *r;
+	struct ovmc_capture_record rec;
+	struct sim_opts o;
+	struct sim *s;
+	struct sim_file *f;
+	uint8_t id[OVMC_HMC_ID_LEN], msg[64], back[64];
+	char path[128];
+	size_t entries = 0, rdma_to_hv = 0, rdma_to_part = 0, i = 0;
+	uint64_t written, failed, last_time = 0;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/hv.pcapng", d->path);
+	CHECK_EQ(ovmc_capture_open(path, OVMC_CAPTURE_HYPERVISOR, &c), 0);
+	sim_opts_default(&o);
+	o.hv_trace = ovmc_capture_trace;
+	o.hv_trace_arg = c;
+	s = sim_new(&o);
+	sim_ready(s);
+	sim_make_id(id, 3);
+	f = sim_open_session(s, id);
+	n = router_request(msg, 0xCAFE0001, 0x0103, "hello, capture");
+	CHECK_EQ(sim_write(s, f, msg, n), (ssize_t)n);
+	sim_run(s);
+	CHECK_EQ(sim_read(s, f, back, sizeof(back)), (ssize_t)n);
+	ovmc_capture_counts(c, &written, &failed);
+	CHECK_EQ(failed, 0);
+	s->o.hv_trace = NULL;
+	CHECK_EQ(ovmc_capture_close(c), 0);
+	CHECK_EQ(written, s->log.n + s->rdma_ops);
+
+	CHECK_EQ(ovmc_capture_reader_open(path, &r), 0);
+	while (ovmc_capture_read(r, &rec) == 1) {
+		CHECK(rec.time_ns >= last_time);
+		last_time = rec.time_ns;
+		CHECK_EQ(rec.side, OVMC_CAPTURE_HYPERVISOR);
+		CHECK_EQ(rec.partition, 1);
+		if (rec.kind == OVMC_CAPTURE_CRQ) {
+			/* Same entries, same order, same direction as the machine delivered. */
+			CHECK(i < s->log.n);
+			CHECK_EQ(rec.dir, s->log.v[i].dir == SIM_TO_HV ? OVMC_CAPTURE_TO_HV
+								      : OVMC_CAPTURE_TO_PARTITION);
+			CHECK_MEM(rec.entry, s->log.v[i].e, OVMC_CRQ_ENTRY_SIZE);
+			i++;
+			entries++;
+		} else {
+			CHECK_EQ(rec.kind, OVMC_CAPTURE_RDMA);
+			if (rec.dir == OVMC_CAPTURE_TO_HV) {
+				rdma_to_hv++;
+				/* The open's RDMA carries the whole MTU, the HMC id first. */
+				if (rdma_to_hv == 1) {
+					CHECK_EQ(rec.data_len, 4096);
+					CHECK_MEM(rec.data, id, OVMC_HMC_ID_LEN);
+				} else {
+					CHECK_EQ(rec.data_len, n);
+					CHECK_MEM(rec.data, msg, n);
+				}
+			} else {
+				rdma_to_part++;
+				CHECK_EQ(rec.data_len, n);
+				CHECK_MEM(rec.data, msg, n);
+			}
+		}
+	}
+	ovmc_capture_reader_close(r);
+	CHECK_EQ(entries, s->log.n);
+	CHECK_EQ(rdma_to_hv, 2);
+	CHECK_EQ(rdma_to_part, 1);
+}
+
+TEST(partition_side_capture_matches_hypervisor_side)
+{
+	char hv_path[128], part_path[128];
+	struct ovmc_capture_reader *a, *b;
+	struct ovmc_capture_record ra, rb;
+	struct ovmc_capture *c;
+	struct tmpdir *d = tmpdir_new();
+	struct sim_opts o;
+	struct sim *s;
+	struct sim_file *f;
+	uint8_t id[OVMC_HMC_ID_LEN], msg[64], back[64];
+	struct ovmc_capture *hv;
+	size_t n, records = 0;
+
+	snprintf(hv_path, sizeof(hv_path), "%s/hv.pcapng", d->path);
+	snprintf(part_path, sizeof(part_path), "%s/part.pcapng", d->path);
+	CHECK_EQ(ovmc_capture_open(hv_path, OVMC_CAPTURE_HYPERVISOR, &hv), 0);
+	CHECK_EQ(ovmc_capture_open(part_path, OVMC_CAPTURE_PARTITION, &c), 0);
+	sim_opts_default(&o);
+	/* One file per side: the machine writes one, the driver the other. */
+	o.hv_trace = ovmc_capture_trace;
+	o.hv_trace_arg = hv;
+	o.drv_trace = ovmc_capture_trace;
+	o.drv_trace_arg = c;
+	s = sim_new(&o);
+	sim_ready(s);
+	sim_make_id(id, 9);
+	f = sim_open_session(s, id);
+	n = router_request(msg, 42, 0x0103, "both sides");
+	CHECK_EQ(sim_write(s, f, msg, n), (ssize_t)n);
+	sim_run(s);
+	CHECK_EQ(sim_read(s, f, back, sizeof(back)), (ssize_t)n);
+	s->o.hv_trace = NULL;
+	s->o.drv_trace = NULL;
+	CHECK_EQ(ovmc_capture_close(hv), 0);
+	CHECK_EQ(ovmc_capture_close(c), 0);
+
+	/* With one partition, each direction's records are the same sequence
+	 * on both sides (the interleaving of the two directions differs: the
+	 * machine stamps delivery, the driver stamps consumption). */
+	for (uint8_t dir = 0; dir < 2; dir++) {
+		for (uint8_t kind = OVMC_CAPTURE_CRQ; kind <= OVMC_CAPTURE_RDMA; kind++) {
+			CHECK_EQ(ovmc_capture_reader_open(hv_path, &a), 0);
+			ovmc_test_defer(reader_close, a);
+			CHECK_EQ(ovmc_capture_reader_open(part_path, &b), 0);
+			ovmc_test_defer(reader_close, b);
+			for (;;) {
+				int x, y;
+
+				while ((x = ovmc_capture_read(a, &ra)) == 1 &&
+				       (ra.dir != dir || ra.kind != kind))
+					;
+				while ((y = ovmc_capture_read(b, &rb)) == 1 &&
+				       (rb.dir != dir || rb.kind != kind))
+					;
+				CHECK_EQ(x, y);
+				if (x != 1)
+					break;
+				records++;
+				CHECK_EQ(rb.side, OVMC_CAPTURE_PARTITION);
+				if (kind == OVMC_CAPTURE_CRQ) {
+					CHECK_MEM(ra.entry, rb.entry, OVMC_CRQ_ENTRY_SIZE);
+				} else {
+					CHECK_EQ(ra.data_len, rb.data_len);
+					CHECK_MEM(ra.data, rb.data, ra.data_len);
+					CHECK_EQ(ra.src_liobn, rb.src_liobn);
+					CHECK_EQ(ra.dst_ioba, rb.dst_ioba);
+				}
+			}
+		}
+	}
+	CHECK(records > 40);
+}
+
+/* Run tshark with the dissector; returns its stdout (caller frees). */
+static char *tshark(const char *file, const char *const *fields, size_t nfields)
+{
+	const char *argv[64];
+	size_t argc = 0, cap = 1 << 16, len = 0;
+	char lua[256], *out = malloc(cap);
+	int pipefd[2], status;
+	pid_t pid;
+
+	CHECK(out);
+	snprintf(lua, sizeof(lua), "lua_script:%s/dissector/openvmc.lua", OVMC_SOURCE_DIR);
+	argv[argc++] = "tshark";
+	argv[argc++] = "-X";
+	argv[argc++] = lua;
+	argv[argc++] = "-r";
+	argv[argc++] = file;
+	argv[argc++] = "-T";
+	argv[argc++] = "fields";
+	argv[argc++] = "-E";
+	argv[argc++] = "separator=,";
+	for (size_t i = 0; i < nfields; i++) {
+		argv[argc++] = "-e";
+		argv[argc++] = fields[i];
+	}
+	argv[argc] = NULL;
+	CHECK_EQ(pipe(pipefd), 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_WRONLY);
+
+		dup2(pipefd[1], STDOUT_FILENO);
+		dup2(devnull, STDERR_FILENO);
+		close(pipefd[0]);
+		execvp("tshark", (char *const *)argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	for (;;) {
+		ssize_t n;
+
+		if (len + 1 == cap) {
+			cap *= 2;
+			out = realloc(out, cap);
+			CHECK(out);
+		}
+		n = read(pipefd[0], out + len, cap - len - 1);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	out[len] = 0;
+	close(pipefd[0]);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		free(out);
+		FAIL("tshark failed (status %d): is the tshark package installed?", status);
+	}
+	return out;
+}
+
+TEST(tshark_dissector_decodes_capture)
+{
+	static const char *const fields[] = {
+		"openvmc.kind",	       "openvmc.dir",	       "openvmc.crq.header",
+		"openvmc.crq.format",  "openvmc.vmc.type",     "openvmc.vmc.session",
+		"openvmc.vmc.index",   "openvmc.vmc.buffer",   "openvmc.vmc.msglen",
+		"openvmc.cap.mtu",     "openvmc.cap.version",  "openvmc.rdma.len",
+		"openvmc.router.token", "openvmc.router.opcode", "openvmc.router.target",
+		"openvmc.router.datalen",
+	};
+	struct tmpdir *d = tmpdir_new();
+	struct ovmc_capture *c;
+	struct sim_opts o;
+	struct sim *s;
+	struct sim_file *f;
+	uint8_t id[OVMC_HMC_ID_LEN], msg[64], back[64];
+	char path[128], *out, *line, *save = NULL;
+	size_t n, lines = 0, signals = 0, routers = 0, caps = 0, inits = 0;
+	uint64_t written, failed;
+
+	snprintf(path, sizeof(path), "%s/cap.pcapng", d->path);
+	CHECK_EQ(ovmc_capture_open(path, OVMC_CAPTURE_HYPERVISOR, &c), 0);
+	ovmc_test_defer(capture_close, c);
+	sim_opts_default(&o);
+	o.hv_trace = ovmc_capture_trace;
+	o.hv_trace_arg = c;
+	s = sim_new(&o);
+	sim_ready(s);
+	sim_make_id(id, 5);
+	f = sim_open_session(s, id);
+	for (uint32_t i = 0; i < 2; i++) {
+		n = router_request(msg, 0xABCD0000 + i, 0x0103, "tshark");
+		CHECK_EQ(sim_write(s, f, msg, n), (ssize_t)n);
+		sim_run(s);
+		CHECK_EQ(sim_read(s, f, back, sizeof(back)), (ssize_t)n);
+	}
+	ovmc_capture_counts(c, &written, &failed);
+
+	out = tshark(path, fields, sizeof(fields) / sizeof(fields[0]));
+	for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *v[16] = {0}, *p = line;
+
+		for (int k = 0; k < 16; k++) {
+			v[k] = p;
+			p = strchr(p, ',');
+			if (!p)
+				break;
+			*p++ = 0;
+		}
+		lines++;
+		if (!strcmp(v[0], "1") && !strcmp(v[2], "0xc0") && !strcmp(v[3], "0x01"))
+			inits++;
+		if (!strcmp(v[0], "1") && !strcmp(v[4], "0x01")) {
+			caps++;
+			CHECK(!strcmp(v[1], "0")); /* partition -> hypervisor */
+			CHECK(!strcmp(v[9], "4096"));
+			CHECK(!strcmp(v[10], "0x0101"));
+		}
+		if (!strcmp(v[0], "1") && !strcmp(v[4], "0x06")) {
+			signals++;
+			CHECK(!strcmp(v[5], "1"));
+			CHECK(!strcmp(v[6], "0"));
+			CHECK_EQ(atoi(v[8]), (int)n);
+		}
+		if (v[12] && *v[12]) {
+			routers++;
+			CHECK(!strcmp(v[0], "2"));
+			CHECK_EQ(strtoul(v[12], NULL, 16) & 0xFFFF0000u, 0xABCD0000u);
+			CHECK(!strcmp(v[13], "0x0103"));
+			CHECK(!strcmp(v[14], "0x8000"));
+			CHECK(!strcmp(v[15], "6"));
+			CHECK_EQ(atoi(v[11]), (int)n);
+		}
+	}
+	free(out);
+	CHECK_EQ(lines, written);
+	CHECK_EQ(inits, 1);
+	CHECK_EQ(caps, 1);
+	CHECK_EQ(signals, 4);  /* two requests, two echoes */
+	CHECK_EQ(routers, 4);  /* their RDMA payloads */
+}
+
+TEST(reader_rejects_damaged_files)
+{
+	struct tmpdir *d = tmpdir_new();
+	struct ovmc_capture *c;
+	struct ovmc_capture_reader *r;
+	struct ovmc_capture_record rec;
+	uint8_t e[OVMC_CRQ_ENTRY_SIZE] = {0xC0, 0x01};
+	struct ovmc_trace_event ev = {.kind = OVMC_TRACE_TO_HV, .partition = 1, .entry = e};
+	char path[128], cut[140];
+	struct stat st;
+	uint8_t *buf;
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "%s/good.pcapng", d->path);
+	snprintf(cut, sizeof(cut), "%s/cut", d->path);
+	CHECK_EQ(ovmc_capture_open(path, OVMC_CAPTURE_PARTITION, &c), 0);
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(ovmc_capture_event(c, &ev), 0);
+	CHECK_EQ(ovmc_capture_close(c), 0);
+	CHECK_EQ(stat(path, &st), 0);
+	buf = malloc((size_t)st.st_size);
+	CHECK(buf);
+	fd = open(path, O_RDONLY);
+	CHECK_EQ(read(fd, buf, (size_t)st.st_size), st.st_size);
+	close(fd);
+
+	/* Every truncation reads cleanly up to the cut, then stops with an error
+	 * or at a block boundary; never past the end. */
+	for (off_t len = 0; len < st.st_size; len++) {
+		int records = 0;
+
+		fd = open(cut, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		CHECK_EQ(write(fd, buf, (size_t)len), len);
+		close(fd);
+		rc = ovmc_capture_reader_open(cut, &r);
+		if (rc) {
+			CHECK_EQ(rc, -EPROTO);
+			continue;
+		}
+		while ((rc = ovmc_capture_read(r, &rec)) == 1)
+			records++;
+		CHECK(rc == 0 || rc == -EPROTO);
+		CHECK(records < 3);
+		ovmc_capture_reader_close(r);
+	}
+	/* A corrupted record magic is refused. */
+	buf[st.st_size - 4 - 24] ^= 0xFF;
+	fd = open(cut, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	CHECK_EQ(write(fd, buf, (size_t)st.st_size), st.st_size);
+	close(fd);
+	free(buf);
+	CHECK_EQ(ovmc_capture_reader_open(cut, &r), 0);
+	CHECK_EQ(ovmc_capture_read(r, &rec), 1);
+	CHECK_EQ(ovmc_capture_read(r, &rec), 1);
+	CHECK_EQ(ovmc_capture_read(r, &rec), -EPROTO);
+	ovmc_capture_reader_close(r);
+}
+
+TEST(capture_open_in_missing_directory_fails)
+{
+	struct ovmc_capture *c = NULL;
+
+	CHECK_EQ(ovmc_capture_open("/nonexistent-dir/x.pcapng", OVMC_CAPTURE_HYPERVISOR, &c),
+		 -ENOENT);
+	CHECK(c == NULL);
+}
