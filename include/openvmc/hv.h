@@ -88,6 +88,10 @@ OVMC_API int ovmc_hv_new(const struct ovmc_hv_config *cfg, const struct ovmc_hv_
 OVMC_API void ovmc_hv_free(struct ovmc_hv *hv);
 OVMC_API void ovmc_hv_set_backend(struct ovmc_hv *hv, const struct ovmc_backend_ops *ops,
 				  void *b);
+/* A number naming the partition this core serves, for backends that serve
+ * several cores (ovmc_hv_attach() sets the machine's partition id). */
+OVMC_API void ovmc_hv_set_id(struct ovmc_hv *hv, unsigned id);
+OVMC_API unsigned ovmc_hv_id(const struct ovmc_hv *hv);
 /* Log sink and the most verbose level passed to it (default: info). */
 OVMC_API void ovmc_hv_set_log(struct ovmc_hv *hv, ovmc_log_fn fn, void *user,
 			      enum ovmc_log_level level);

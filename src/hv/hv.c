@@ -71,6 +71,7 @@ struct ovmc_hv {
 	size_t mem_size;
 	struct ovmc_vmc *binding;
 	void (*unbind)(struct ovmc_vmc *vmc);
+	unsigned id;
 
 	ovmc_log_fn log;
 	void *log_user;
@@ -224,6 +225,16 @@ void ovmc_hv_set_backend(struct ovmc_hv *hv, const struct ovmc_backend_ops *ops,
 {
 	hv->be = ops;
 	hv->be_arg = b;
+}
+
+void ovmc_hv_set_id(struct ovmc_hv *hv, unsigned id)
+{
+	hv->id = id;
+}
+
+unsigned ovmc_hv_id(const struct ovmc_hv *hv)
+{
+	return hv->id;
 }
 
 void ovmc_hv_set_log(struct ovmc_hv *hv, ovmc_log_fn fn, void *user, enum ovmc_log_level level)

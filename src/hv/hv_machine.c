@@ -38,6 +38,7 @@ int ovmc_hv_attach(struct ovmc_vmc *vmc, const struct ovmc_hv_config *cfg, ovmc_
 	if (log)
 		ovmc_hv_set_log(hv, log, log_user, OVMC_LOG_INFO);
 	ovmc_hv_bind(hv, vmc, vmc_unbind);
+	ovmc_hv_set_id(hv, ovmc_part_id(ovmc_vmc_part(vmc)));
 	ovmc_vmc_set_user(vmc, hv);
 	ovmc_vmc_hv_register(vmc);
 	ovmc_hv_start(hv, now);
