@@ -25,12 +25,20 @@ struct ovmc_backend {
 	void (*destroy)(void *arg);
 };
 
+/* What a backend may use from its owner. */
+struct ovmc_backend_env {
+	ovmc_log_fn log; /* NULL: discard */
+	void *log_user;
+};
+
 /*
- * Create a backend from a specification string. Known: "echo" (every
- * message back on its session). Returns 0, -EINVAL for an unknown or
- * malformed specification, -ENOMEM.
+ * Create a backend from a specification "name[:args]". Known: "echo"
+ * (every message back on its session). `env` may be NULL and is copied.
+ * Returns 0, -EINVAL for an unknown or malformed specification, -ENOMEM,
+ * or what the backend's own set-up returned (-errno).
  */
-OVMC_API int ovmc_backend_new(const char *spec, struct ovmc_backend *out);
+OVMC_API int ovmc_backend_new(const char *spec, const struct ovmc_backend_env *env,
+			      struct ovmc_backend *out);
 OVMC_API void ovmc_backend_free(struct ovmc_backend *b);
 
 #ifdef __cplusplus

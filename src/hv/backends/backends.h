@@ -5,7 +5,15 @@
 
 #include <openvmc/backend.h>
 
-/* `args`: what follows "name:" in the specification, or NULL. */
-int ovmc_backend_echo_new(const char *args, struct ovmc_backend *out);
+/*
+ * `args`: what follows "name:" in the specification, or NULL. `env` is
+ * never NULL here (an empty one stands in).
+ */
+int ovmc_backend_echo_new(const char *args, const struct ovmc_backend_env *env,
+			  struct ovmc_backend *out);
+
+/* Log through env (no-op without a sink). */
+void ovmc_backend_log(const struct ovmc_backend_env *env, enum ovmc_log_level level,
+		      const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -16,9 +16,11 @@ static const struct ovmc_backend_ops echo_ops = {
 	.message = echo_message,
 };
 
-int ovmc_backend_echo_new(const char *args, struct ovmc_backend *out)
+int ovmc_backend_echo_new(const char *args, const struct ovmc_backend_env *env,
+			  struct ovmc_backend *out)
 {
 	(void)args;
+	(void)env;
 	*out = (struct ovmc_backend){.ops = &echo_ops};
 	return 0;
 }
