@@ -45,6 +45,9 @@ struct sim_opts {
 	bool echo;
 	/* Partition memory beyond what the driver needs. */
 	size_t mem_slack;
+	/* Another layer-2 backend instead of the recording one. */
+	const struct ovmc_backend_ops *backend;
+	void *backend_arg;
 	/* Also pass the machine's and the driver's trace events here. */
 	ovmc_trace_fn hv_trace, drv_trace;
 	void *hv_trace_arg, *drv_trace_arg;

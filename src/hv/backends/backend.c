@@ -11,6 +11,7 @@ static const struct {
 		      struct ovmc_backend *out);
 } kinds[] = {
 	{"echo", ovmc_backend_echo_new},
+	{"replay", ovmc_backend_replay_new},
 };
 
 int ovmc_backend_new(const char *spec, const struct ovmc_backend_env *env,
