@@ -12,6 +12,7 @@ static const struct {
 } kinds[] = {
 	{"echo", ovmc_backend_echo_new},
 	{"replay", ovmc_backend_replay_new},
+	{"router", ovmc_backend_router_new},
 };
 
 int ovmc_backend_new(const char *spec, const struct ovmc_backend_env *env,

@@ -15,6 +15,10 @@ int ovmc_backend_echo_new(const char *args, const struct ovmc_backend_env *env,
 int ovmc_backend_replay_new(const char *args, const struct ovmc_backend_env *env,
 			    struct ovmc_backend *out);
 
+/* The command router (router.h); takes no arguments. */
+int ovmc_backend_router_new(const char *args, const struct ovmc_backend_env *env,
+			    struct ovmc_backend *out);
+
 /* Log through env (no-op without a sink). */
 void ovmc_backend_log(const struct ovmc_backend_env *env, enum ovmc_log_level level,
 		      const char *fmt, ...) __attribute__((format(printf, 3, 4)));
