@@ -34,22 +34,40 @@ extern "C" {
 
 /*
  * Attach to the hypervisor listening at `socket_path` with `mem_size`
- * bytes of partition memory. Returns 0, -ENOENT / -ECONNREFUSED (no
- * hypervisor there), -EACCES (refused by the server), -EPROTO, -ENOMEM.
+ * bytes of partition memory (rounded up to a page). The handle owns the
+ * memory (a sealed memfd), the interrupt eventfd and the socket;
+ * ovmc_platform_destroy() detaches (the hypervisor end sees the partner
+ * deregister, 0xFF02; a process that dies instead gives partner failed,
+ * 0xFF01). hcalls block until the server answers.
+ * Returns 0, -ENOENT / -ECONNREFUSED (no hypervisor there), -EACCES
+ * (refused by the server: peer credentials, or no access to the socket),
+ * -EINVAL / -EPERM / -EBADF (the server refused the memory or interrupt,
+ * see docs/xproc.md), -EPROTO (protocol or version mismatch),
+ * -ENAMETOOLONG, -ENOMEM.
  */
 OVMC_API int ovmc_xproc_connect(const char *socket_path, size_t mem_size,
 				struct ovmc_platform **out);
 /*
  * The control socket, for the owner's event loop: it becomes readable
  * (EOF/HUP) when the hypervisor goes away. Then ovmc_platform_alive()
- * returns 0 and every hcall answers H_HARDWARE until a reconnect.
+ * returns 0 and every hcall answers H_HARDWARE (ovmc_platform_vmc_node()
+ * -ENOTCONN) until a reconnect. The descriptor stays open, and readable,
+ * while dead: take it out of the loop. -1 after a failed reconnect,
+ * -EINVAL if `p` is not a cross-process platform.
  */
 OVMC_API int ovmc_xproc_fd(struct ovmc_platform *p);
-/* Check the control socket after it became readable; returns alive (1/0). */
+/*
+ * Check the control socket after it became readable; returns alive (1/0).
+ * The server never speaks outside an hcall, so anything readable there
+ * (end of stream, or data) means the platform is dead.
+ */
 OVMC_API int ovmc_xproc_check(struct ovmc_platform *p);
 /*
  * Attach again (same memory, same interrupt fd, new partition on the
- * server side). Returns as ovmc_xproc_connect(). The control fd changes.
+ * server side: register the CRQ again). Closes the old connection first,
+ * so a live server drops the old partition as failed. Returns as
+ * ovmc_xproc_connect(); on failure the platform stays dead and this may be
+ * retried. The control fd changes.
  */
 OVMC_API int ovmc_xproc_reconnect(struct ovmc_platform *p);
 
@@ -72,18 +90,29 @@ struct ovmc_xproc_server_config {
 };
 
 /*
- * Listen. Refuses (-EEXIST) when another live server owns the socket,
- * removes a stale socket file, and refuses (-EPERM) a socket directory
- * that other users can enter.
+ * Listen. Refuses (-EEXIST) when another live server owns the socket (or
+ * the path is not a socket), removes a stale socket file, and refuses
+ * (-EPERM) a socket directory that is not ours or that other users can
+ * enter (mode & 077). Also -EINVAL, -ENAMETOOLONG, -ENOTDIR, -ENOMEM,
+ * or the -errno of a failed socket call.
  */
 OVMC_API int ovmc_xproc_server_new(const struct ovmc_xproc_server_config *cfg,
 				   struct ovmc_xproc_server **out);
-/* One fd for the owner's loop (readable when any connection needs service). */
+/* One fd (epoll) for the owner's loop: readable when any connection needs service. */
 OVMC_API int ovmc_xproc_server_fd(struct ovmc_xproc_server *srv);
-/* Accept, answer hcalls, notice departures. Never blocks. */
+/*
+ * Accept, answer hcalls, notice departures. Never blocks. Machine hooks run
+ * inside (hcalls, partition removal); they must not call the server.
+ * A malformed message or a refused ATTACH drops its connection (logged
+ * through cfg.log), removing the partition as failed.
+ */
 OVMC_API void ovmc_xproc_server_dispatch(struct ovmc_xproc_server *srv);
+/* Open connections (attached or not yet). */
 OVMC_API unsigned ovmc_xproc_server_clients(const struct ovmc_xproc_server *srv);
-/* Close every connection (their partitions are removed), remove the socket. */
+/*
+ * Close every connection (their partitions are removed as deregistered),
+ * remove the socket file if it is still ours.
+ */
 OVMC_API void ovmc_xproc_server_free(struct ovmc_xproc_server *srv);
 
 #ifdef __cplusplus

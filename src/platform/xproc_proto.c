@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* Message transport shared by both ends of the cross-process platform. */
+#include "xproc_proto.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Descriptors one receive can hold; more are discarded by the kernel (MSG_CTRUNC). */
+#define XP_CMSG_FDS 16u
+
+void ovmc_xp_hdr(struct xproc_hdr *h, enum xproc_type type, uint32_t seq)
+{
+	memset(h, 0, sizeof(*h));
+	h->magic = XPROC_MAGIC;
+	h->version = XPROC_VERSION;
+	h->type = (uint16_t)type;
+	h->seq = seq;
+}
+
+void ovmc_xp_close_fds(const int *fds, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+int ovmc_xp_send(int sock, const void *buf, size_t len, int flags, const int *fds, unsigned nfds)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * XP_CMSG_FDS)];
+	} ctl;
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	ssize_t n;
+
+	if (nfds > XP_CMSG_FDS)
+		return -EINVAL;
+	if (nfds) {
+		struct cmsghdr *c;
+
+		memset(&ctl, 0, sizeof(ctl));
+		msg.msg_control = ctl.buf;
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	}
+	do {
+		n = sendmsg(sock, &msg, flags | MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EMSGSIZE;
+}
+
+ssize_t ovmc_xp_recv(int sock, void *buf, size_t size, int flags, int *fds, unsigned max_fds,
+		     unsigned *nfds, bool *truncated)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * XP_CMSG_FDS)];
+	} ctl;
+	struct iovec iov = {.iov_base = buf, .iov_len = size};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = ctl.buf,
+			     .msg_controllen = sizeof(ctl.buf)};
+	unsigned got = 0;
+	ssize_t n;
+
+	*nfds = 0;
+	*truncated = false;
+	n = recvmsg(sock, &msg, flags | MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return -errno;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		size_t k;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+		    c->cmsg_len < CMSG_LEN(0))
+			continue;
+		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+
+			/* CMSG_DATA need not be aligned for int: copy out. */
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+			if (got < max_fds)
+				fds[got] = fd;
+			else
+				close(fd);
+			got++;
+		}
+	}
+	*nfds = got;
+	*truncated = (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0;
+	return n;
+}

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Messages of the cross-process platform (docs/xproc.md). Both ends run on
+ * the same host, so messages are fixed-size structs in host byte order;
+ * every struct's size is pinned below and every received length is
+ * compared with it exactly before a field is read.
+ */
+#ifndef OVMC_XPROC_PROTO_H
+#define OVMC_XPROC_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* "OVMC" when the first four bytes are read in order on a little-endian host. */
+#define XPROC_MAGIC 0x434d564fu
+#define XPROC_VERSION 1u
+#define XPROC_MAX_ARGS 5u
+/* The two descriptors an ATTACH carries, in this order. */
+#define XPROC_ATTACH_FDS 2u
+#define XPROC_FD_MEM 0
+#define XPROC_FD_IRQ 1
+
+enum xproc_type {
+	XPROC_ATTACH = 1, /* client -> server, fds: memory, interrupt */
+	XPROC_ATTACH_REPLY = 2,
+	XPROC_HCALL = 3,
+	XPROC_HCALL_REPLY = 4,
+	XPROC_NODE = 5,
+	XPROC_NODE_REPLY = 6,
+	XPROC_DETACH = 7, /* orderly goodbye, no reply */
+	XPROC_TYPE_COUNT,
+};
+
+struct xproc_hdr {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t type;
+	uint32_t seq;	   /* a reply echoes its request's */
+	uint32_t reserved; /* zero */
+};
+
+struct xproc_attach {
+	struct xproc_hdr h;
+	uint64_t mem_size;
+};
+
+struct xproc_attach_reply {
+	struct xproc_hdr h;
+	int32_t status; /* 0 or a negative errno */
+	uint32_t partition;
+};
+
+struct xproc_hcall {
+	struct xproc_hdr h;
+	uint64_t opcode;
+	uint32_t nargs;
+	uint32_t reserved;
+	uint64_t args[XPROC_MAX_ARGS];
+};
+
+struct xproc_hcall_reply {
+	struct xproc_hdr h;
+	int64_t rc;
+	uint64_t rets[9];
+};
+
+struct xproc_node_reply {
+	struct xproc_hdr h;
+	int32_t status; /* 0 or -ENODEV */
+	uint32_t unit_address;
+	uint32_t drc_index;
+	uint32_t liobn_local;
+	uint32_t liobn_remote;
+	uint32_t reserved;
+	uint64_t window_local;
+	uint64_t window_remote;
+};
+
+/* Any padding would make the layout depend on the compiler: pin it. */
+_Static_assert(sizeof(struct xproc_hdr) == 16, "xproc header layout");
+_Static_assert(sizeof(struct xproc_attach) == 24, "ATTACH layout");
+_Static_assert(sizeof(struct xproc_attach_reply) == 24, "ATTACH_REPLY layout");
+_Static_assert(sizeof(struct xproc_hcall) == 72, "HCALL layout");
+_Static_assert(sizeof(struct xproc_hcall_reply) == 96, "HCALL_REPLY layout");
+_Static_assert(sizeof(struct xproc_node_reply) == 56, "NODE_REPLY layout");
+
+/* Receive buffer: larger than every message so that a longer one is seen. */
+union xproc_msg {
+	struct xproc_hdr h;
+	struct xproc_attach attach;
+	struct xproc_attach_reply attach_reply;
+	struct xproc_hcall hcall;
+	struct xproc_hcall_reply hcall_reply;
+	struct xproc_node_reply node_reply;
+	unsigned char raw[256];
+};
+
+void ovmc_xp_hdr(struct xproc_hdr *h, enum xproc_type type, uint32_t seq);
+
+/*
+ * Send one message, with `nfds` descriptors attached (SCM_RIGHTS).
+ * MSG_NOSIGNAL is always added. Returns 0 or a negative errno; a short send
+ * (which SOCK_SEQPACKET never does) is -EMSGSIZE.
+ */
+int ovmc_xp_send(int sock, const void *buf, size_t len, int flags, const int *fds, unsigned nfds);
+
+/*
+ * Receive one message into `buf`. Descriptors that came with it are
+ * returned in fds[] up to `max_fds` (close-on-exec); any beyond are closed
+ * here, so none ever leaks. *nfds receives the number that arrived (it may
+ * exceed max_fds), *truncated whether the message or its descriptors did
+ * not fit. Returns the length, 0 at end of stream (or for an empty
+ * message), or a negative errno.
+ */
+ssize_t ovmc_xp_recv(int sock, void *buf, size_t size, int flags, int *fds, unsigned max_fds,
+		     unsigned *nfds, bool *truncated);
+
+void ovmc_xp_close_fds(const int *fds, unsigned n);
+
+#endif

@@ -1,0 +1,622 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Cross-process platform, hypervisor side: one listening socket and its
+ * connections in one epoll set, served without blocking. Every connection
+ * carries one partition of the machine; the connection's end is the
+ * partition's end.
+ *
+ * The peer is another process of the same user, but a buggy or hostile
+ * one must not be able to crash or leak this process: every message is
+ * checked for length, type, version and state before use, any descriptor
+ * we did not ask for is closed, and the partition memory is accepted only
+ * when its size is sealed against shrinking (a truncated mapping would
+ * fault with SIGBUS in here).
+ */
+#include "xproc_proto.h"
+
+#include <openvmc/xproc.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define DEFAULT_MAX_MEM ((size_t)1 << 30)
+#define LISTEN_BACKLOG 64
+/* Work done per ready descriptor and dispatch, so one busy peer cannot
+ * starve the others (epoll is level-triggered: the rest comes next time). */
+#define BATCH 16
+#define EPOLL_EVENTS 32
+
+struct client {
+	struct client *next;
+	struct ovmc_xproc_server *srv;
+	int fd;
+	int irq_fd; /* -1 until attached */
+	void *mem;
+	size_t mem_size;
+	struct ovmc_part *part; /* NULL until attached */
+	pid_t pid;
+	uid_t uid;
+};
+
+struct ovmc_xproc_server {
+	struct ovmc_xproc_server_config cfg;
+	char *path;
+	int listen_fd;
+	int ep;
+	/* The socket file we bound, so that free removes only ours. */
+	dev_t sock_dev;
+	ino_t sock_ino;
+	struct client *clients;
+	unsigned n_clients;
+};
+
+/* What a message handler asks of the caller. */
+enum verdict {
+	KEEP,
+	DROP_FAILED, /* protocol violation: remove the partition as failed */
+	CLOSED,	     /* the handler has already let the partition go */
+};
+
+static void __attribute__((format(printf, 3, 4)))
+slog(const struct ovmc_xproc_server *s, enum ovmc_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!s->cfg.log)
+		return;
+	va_start(ap, fmt);
+	s->cfg.log(s->cfg.log_user, level, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- connections ---- */
+
+static void client_drop(struct client *c, bool failed)
+{
+	struct ovmc_xproc_server *s = c->srv;
+	struct client **pp;
+
+	for (pp = &s->clients; *pp && *pp != c; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = c->next;
+	s->n_clients--;
+	if (c->part)
+		ovmc_machine_remove_partition(s->cfg.machine, c->part, failed);
+	if (c->mem)
+		munmap(c->mem, c->mem_size);
+	if (c->irq_fd >= 0)
+		close(c->irq_fd);
+	epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	free(c);
+}
+
+static int reply(struct client *c, const void *msg, size_t len)
+{
+	/* The peer has exactly one request outstanding, so its receive queue
+	 * has room unless it floods us without reading: then it goes. */
+	int rc = ovmc_xp_send(c->fd, msg, len, MSG_DONTWAIT, NULL, 0);
+
+	if (rc)
+		slog(c->srv, OVMC_LOG_WARN, "xproc: pid %d: reply failed: %s", (int)c->pid,
+		     strerror(-rc));
+	return rc;
+}
+
+static void raise_irq(void *arg)
+{
+	struct client *c = arg;
+	uint64_t one = 1;
+	ssize_t n = write(c->irq_fd, &one, sizeof(one));
+
+	(void)n; /* EAGAIN: the counter is saturated, the fd readable all the same */
+}
+
+static bool is_eventfd(int fd)
+{
+	char link[64], target[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return errno == ENOENT; /* no /proc: take the peer's word */
+	target[n] = '\0';
+	return strcmp(target, "anon_inode:[eventfd]") == 0;
+}
+
+/* Validate the partition memory and interrupt, map, create the partition. */
+static int attach_partition(struct client *c, uint64_t mem_size, const int *fds)
+{
+	struct ovmc_xproc_server *s = c->srv;
+	struct ovmc_part_config pc = {0};
+	struct stat st;
+	void *mem;
+	int seals, fl, rc;
+
+	if (mem_size < OVMC_PAGE_SIZE || mem_size > s->cfg.max_mem_size ||
+	    mem_size % OVMC_PAGE_SIZE)
+		return -EINVAL;
+	if (fstat(fds[XPROC_FD_MEM], &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size < mem_size)
+		return -EINVAL;
+	seals = fcntl(fds[XPROC_FD_MEM], F_GET_SEALS);
+	if (seals < 0 || !(seals & F_SEAL_SHRINK))
+		return -EPERM;
+	if (!is_eventfd(fds[XPROC_FD_IRQ]))
+		return -EBADF;
+	fl = fcntl(fds[XPROC_FD_IRQ], F_GETFL);
+	if (fl < 0 || fcntl(fds[XPROC_FD_IRQ], F_SETFL, fl | O_NONBLOCK) < 0)
+		return -EBADF;
+	mem = mmap(NULL, (size_t)mem_size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[XPROC_FD_MEM],
+		   0);
+	if (mem == MAP_FAILED)
+		return -errno;
+	c->mem = mem;
+	c->mem_size = (size_t)mem_size;
+	c->irq_fd = fds[XPROC_FD_IRQ];
+	pc.mem = mem;
+	pc.mem_size = c->mem_size;
+	pc.raise_irq = raise_irq;
+	pc.irq_arg = c;
+	pc.vmc_present = s->cfg.vmc_present;
+	pc.request_vmc_rc = s->cfg.request_vmc_rc;
+	pc.drc_index = s->cfg.drc_index;
+	pc.hv_window_size = s->cfg.hv_window_size;
+	pc.hv_queue_entries = s->cfg.hv_queue_entries;
+	rc = ovmc_machine_add_partition(s->cfg.machine, &pc, &c->part);
+	if (rc) {
+		munmap(mem, c->mem_size);
+		c->mem = NULL;
+		c->irq_fd = -1;
+		c->part = NULL;
+		return rc;
+	}
+	/* The mapping keeps the memory; the descriptor is no longer needed. */
+	close(fds[XPROC_FD_MEM]);
+	return 0;
+}
+
+static enum verdict on_attach(struct client *c, const union xproc_msg *m, const int *fds,
+			      unsigned nfds)
+{
+	struct xproc_attach_reply r;
+	int status;
+
+	if (nfds != XPROC_ATTACH_FDS) {
+		ovmc_xp_close_fds(fds, nfds < XPROC_ATTACH_FDS ? nfds : XPROC_ATTACH_FDS);
+		status = -EBADF;
+	} else {
+		status = attach_partition(c, m->attach.mem_size, fds);
+		if (status)
+			ovmc_xp_close_fds(fds, nfds);
+	}
+	memset(&r, 0, sizeof(r));
+	ovmc_xp_hdr(&r.h, XPROC_ATTACH_REPLY, m->h.seq);
+	r.status = status;
+	r.partition = c->part ? ovmc_part_id(c->part) : 0;
+	if (status) {
+		slog(c->srv, OVMC_LOG_WARN, "xproc: pid %d: attach refused: %s", (int)c->pid,
+		     strerror(-status));
+		reply(c, &r, sizeof(r));
+		return DROP_FAILED;
+	}
+	slog(c->srv, OVMC_LOG_INFO, "xproc: pid %d attached as partition %u (%zu bytes)",
+	     (int)c->pid, r.partition, c->mem_size);
+	return reply(c, &r, sizeof(r)) ? DROP_FAILED : KEEP;
+}
+
+static enum verdict on_hcall(struct client *c, const union xproc_msg *m, const int *fds,
+			     unsigned nfds)
+{
+	const struct xproc_hcall *q = &m->hcall;
+	struct xproc_hcall_reply r;
+	uint64_t rets[OVMC_HCALL_RETS] = {0};
+
+	if (q->nargs > XPROC_MAX_ARGS || q->reserved ||
+	    (uint64_t)(unsigned long)q->opcode != q->opcode) {
+		slog(c->srv, OVMC_LOG_WARN, "xproc: pid %d: malformed HCALL", (int)c->pid);
+		return DROP_FAILED;
+	}
+	memset(&r, 0, sizeof(r));
+	ovmc_xp_hdr(&r.h, XPROC_HCALL_REPLY, q->h.seq);
+	r.rc = ovmc_part_hcall(c->part, (unsigned long)q->opcode, q->args, q->nargs, rets);
+	memcpy(r.rets, rets, sizeof(rets));
+	return reply(c, &r, sizeof(r)) ? DROP_FAILED : KEEP;
+}
+
+static enum verdict on_node(struct client *c, const union xproc_msg *m, const int *fds,
+			    unsigned nfds)
+{
+	struct xproc_node_reply r;
+	struct ovmc_vmc_node node;
+
+	memset(&r, 0, sizeof(r));
+	ovmc_xp_hdr(&r.h, XPROC_NODE_REPLY, m->h.seq);
+	r.status = ovmc_part_vmc_node(c->part, &node);
+	if (r.status == 0) {
+		r.unit_address = node.unit_address;
+		r.drc_index = node.drc_index;
+		r.liobn_local = node.liobn_local;
+		r.liobn_remote = node.liobn_remote;
+		r.window_local = node.window_local;
+		r.window_remote = node.window_remote;
+	}
+	return reply(c, &r, sizeof(r)) ? DROP_FAILED : KEEP;
+}
+
+static enum verdict on_detach(struct client *c, const union xproc_msg *m, const int *fds,
+			      unsigned nfds)
+{
+	slog(c->srv, OVMC_LOG_INFO, "xproc: partition %u detached", ovmc_part_id(c->part));
+	client_drop(c, false);
+	return CLOSED;
+}
+
+/* What each request needs: exact length, and whether it comes after ATTACH. */
+static const struct {
+	const char *name;
+	size_t len;
+	bool attached;
+	enum verdict (*fn)(struct client *c, const union xproc_msg *m, const int *fds,
+			   unsigned nfds);
+} handlers[XPROC_TYPE_COUNT] = {
+	[XPROC_ATTACH] = {"ATTACH", sizeof(struct xproc_attach), false, on_attach},
+	[XPROC_HCALL] = {"HCALL", sizeof(struct xproc_hcall), true, on_hcall},
+	[XPROC_NODE] = {"NODE", sizeof(struct xproc_hdr), true, on_node},
+	[XPROC_DETACH] = {"DETACH", sizeof(struct xproc_hdr), true, on_detach},
+};
+
+static const char *type_name(const union xproc_msg *m, size_t len)
+{
+	if (len < sizeof(struct xproc_hdr) || m->h.type >= XPROC_TYPE_COUNT ||
+	    !handlers[m->h.type].name)
+		return "?";
+	return handlers[m->h.type].name;
+}
+
+/* Takes ownership of fds[0..min(nfds, XPROC_ATTACH_FDS)). */
+static enum verdict handle(struct client *c, const union xproc_msg *m, size_t len, bool trunc,
+			   const int *fds, unsigned nfds)
+{
+	unsigned kept = nfds < XPROC_ATTACH_FDS ? nfds : XPROC_ATTACH_FDS;
+	const char *why;
+
+	if (trunc || len < sizeof(struct xproc_hdr)) {
+		why = trunc ? "truncated message or descriptors" : "short message";
+		goto bad;
+	}
+	if (m->h.magic != XPROC_MAGIC || m->h.reserved) {
+		why = "bad header";
+		goto bad;
+	}
+	if (m->h.version != XPROC_VERSION) {
+		/* Tell a client of another version why, where it can understand. */
+		if (m->h.type == XPROC_ATTACH && !c->part) {
+			struct xproc_attach_reply r;
+
+			memset(&r, 0, sizeof(r));
+			ovmc_xp_hdr(&r.h, XPROC_ATTACH_REPLY, m->h.seq);
+			r.status = -EPROTO;
+			reply(c, &r, sizeof(r));
+		}
+		why = "unsupported version";
+		goto bad;
+	}
+	if (m->h.type >= XPROC_TYPE_COUNT || !handlers[m->h.type].fn) {
+		why = "unknown type";
+		goto bad;
+	}
+	if (len != handlers[m->h.type].len) {
+		why = "wrong length";
+		goto bad;
+	}
+	if (handlers[m->h.type].attached != (c->part != NULL)) {
+		why = c->part ? "already attached" : "not attached";
+		goto bad;
+	}
+	/* Only ATTACH carries descriptors. */
+	if (nfds && m->h.type != XPROC_ATTACH) {
+		why = "unexpected descriptors";
+		goto bad;
+	}
+	return handlers[m->h.type].fn(c, m, fds, nfds);
+bad:
+	ovmc_xp_close_fds(fds, kept);
+	slog(c->srv, OVMC_LOG_WARN, "xproc: pid %d: %s (%s, %zu bytes, %u fds): dropped",
+	     (int)c->pid, why, type_name(m, len), len, nfds);
+	return DROP_FAILED;
+}
+
+static void serve(struct client *c)
+{
+	for (unsigned i = 0; i < BATCH; i++) {
+		union xproc_msg m;
+		int fds[XPROC_ATTACH_FDS];
+		unsigned nfds;
+		bool trunc;
+		ssize_t n = ovmc_xp_recv(c->fd, &m, sizeof(m), MSG_DONTWAIT, fds, XPROC_ATTACH_FDS,
+					 &nfds, &trunc);
+
+		if (n == -EAGAIN || n == -EWOULDBLOCK)
+			return;
+		if (n == -EINTR)
+			continue;
+		if (n <= 0) {
+			/* SOCK_SEQPACKET: 0 is the end, or an empty message, which
+			 * is no request either. */
+			ovmc_xp_close_fds(fds, nfds < XPROC_ATTACH_FDS ? nfds : XPROC_ATTACH_FDS);
+			if (c->part)
+				slog(c->srv, OVMC_LOG_INFO, "xproc: partition %u: peer gone",
+				     ovmc_part_id(c->part));
+			client_drop(c, true);
+			return;
+		}
+		switch (handle(c, &m, (size_t)n, trunc, fds, nfds)) {
+		case KEEP:
+			break;
+		case DROP_FAILED:
+			client_drop(c, true);
+			return;
+		case CLOSED:
+			return;
+		}
+	}
+}
+
+static void accept_clients(struct ovmc_xproc_server *s)
+{
+	for (unsigned i = 0; i < BATCH; i++) {
+		struct ucred cred;
+		socklen_t cl = sizeof(cred);
+		struct epoll_event ev = {.events = EPOLLIN};
+		struct client *c;
+		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNABORTED)
+				slog(s, OVMC_LOG_WARN, "xproc: accept: %s", strerror(errno));
+			return;
+		}
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 || cl != sizeof(cred)) {
+			slog(s, OVMC_LOG_WARN, "xproc: no peer credentials: refused");
+			close(fd);
+			continue;
+		}
+		if (cred.uid != geteuid() && cred.uid != 0) {
+			slog(s, OVMC_LOG_WARN, "xproc: pid %d of uid %u refused", (int)cred.pid,
+			     (unsigned)cred.uid);
+			close(fd);
+			continue;
+		}
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			slog(s, OVMC_LOG_ERROR, "xproc: out of memory: connection refused");
+			close(fd);
+			continue;
+		}
+		c->srv = s;
+		c->fd = fd;
+		c->irq_fd = -1;
+		c->pid = cred.pid;
+		c->uid = cred.uid;
+		ev.data.ptr = c;
+		if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			slog(s, OVMC_LOG_ERROR, "xproc: epoll: %s", strerror(errno));
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->next = s->clients;
+		s->clients = c;
+		s->n_clients++;
+		slog(s, OVMC_LOG_DEBUG, "xproc: pid %d connected", (int)c->pid);
+	}
+}
+
+void ovmc_xproc_server_dispatch(struct ovmc_xproc_server *s)
+{
+	struct epoll_event ev[EPOLL_EVENTS];
+	int n = epoll_wait(s->ep, ev, EPOLL_EVENTS, 0);
+
+	/* Each event touches only its own connection, so dropping one cannot
+	 * invalidate another event of this batch. */
+	for (int i = 0; i < n; i++) {
+		if (ev[i].data.ptr)
+			serve(ev[i].data.ptr);
+		else
+			accept_clients(s);
+	}
+}
+
+/* ---- listening ---- */
+
+/* The directory holding the socket: ours alone, created if missing. */
+static int prepare_dir(const char *path)
+{
+	char *dir = strdup(path);
+	char *slash;
+	struct stat st;
+	int rc = 0;
+
+	if (!dir)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		rc = -errno;
+		goto out;
+	}
+	/* lstat: a symlink could be swapped by its owner after the check. */
+	if (lstat(dir, &st) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		rc = -ENOTDIR;
+		goto out;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & 077))
+		rc = -EPERM;
+out:
+	free(dir);
+	return rc;
+}
+
+/* A socket file left by a server that died is removed; a live one wins. */
+static int clear_stale(const struct ovmc_xproc_server *s, const struct sockaddr_un *sa)
+{
+	struct stat st;
+	int fd, rc;
+
+	if (lstat(sa->sun_path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	rc = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	rc = rc < 0 ? errno : 0;
+	close(fd);
+	switch (rc) {
+	case ECONNREFUSED:
+		slog(s, OVMC_LOG_INFO, "xproc: removing stale socket %s", sa->sun_path);
+		if (unlink(sa->sun_path) < 0 && errno != ENOENT)
+			return -errno;
+		return 0;
+	case ENOENT:
+		return 0;
+	case 0:
+	case EAGAIN:	 /* a live server with a full backlog */
+	case EPROTOTYPE: /* someone else's stream socket */
+		return -EEXIST;
+	default:
+		return -rc;
+	}
+}
+
+int ovmc_xproc_server_new(const struct ovmc_xproc_server_config *cfg,
+			  struct ovmc_xproc_server **out)
+{
+	struct ovmc_xproc_server *s;
+	struct sockaddr_un sa;
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+	struct stat st;
+	size_t len;
+	int rc;
+
+	if (!cfg || !cfg->socket_path || !cfg->machine)
+		return -EINVAL;
+	len = strlen(cfg->socket_path);
+	if (len == 0)
+		return -EINVAL;
+	if (len >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, cfg->socket_path, len);
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->cfg = *cfg;
+	if (!s->cfg.max_mem_size)
+		s->cfg.max_mem_size = DEFAULT_MAX_MEM;
+	s->listen_fd = -1;
+	s->ep = -1;
+	s->path = strdup(cfg->socket_path);
+	if (!s->path) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	s->cfg.socket_path = s->path;
+	rc = prepare_dir(s->path);
+	if (rc)
+		goto fail;
+	rc = clear_stale(s, &sa);
+	if (rc)
+		goto fail;
+	s->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->listen_fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if (bind(s->listen_fd, (const struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		/* Lost a race with another server starting on the same path. */
+		rc = errno == EADDRINUSE ? -EEXIST : -errno;
+		goto fail;
+	}
+	if (lstat(s->path, &st) < 0) {
+		rc = -errno;
+		goto fail_bound;
+	}
+	s->sock_dev = st.st_dev;
+	s->sock_ino = st.st_ino;
+	if (listen(s->listen_fd, LISTEN_BACKLOG) < 0) {
+		rc = -errno;
+		goto fail_bound;
+	}
+	s->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (s->ep < 0 || epoll_ctl(s->ep, EPOLL_CTL_ADD, s->listen_fd, &ev) < 0) {
+		rc = -errno;
+		goto fail_bound;
+	}
+	slog(s, OVMC_LOG_INFO, "xproc: listening on %s", s->path);
+	*out = s;
+	return 0;
+fail_bound:
+	unlink(s->path);
+fail:
+	if (s->ep >= 0)
+		close(s->ep);
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	free(s->path);
+	free(s);
+	return rc;
+}
+
+int ovmc_xproc_server_fd(struct ovmc_xproc_server *s)
+{
+	return s->ep;
+}
+
+unsigned ovmc_xproc_server_clients(const struct ovmc_xproc_server *s)
+{
+	return s->n_clients;
+}
+
+void ovmc_xproc_server_free(struct ovmc_xproc_server *s)
+{
+	struct stat st;
+
+	if (!s)
+		return;
+	while (s->clients)
+		client_drop(s->clients, false);
+	close(s->ep);
+	close(s->listen_fd);
+	/* A successor may own the path by now: remove only our own file. */
+	if (lstat(s->path, &st) == 0 && st.st_dev == s->sock_dev && st.st_ino == s->sock_ino)
+		unlink(s->path);
+	free(s->path);
+	free(s);
+}
