@@ -1,0 +1,645 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * vmcctl: the control-socket commands (status, hv, ctl).
+ *
+ * Protocol of an openvmc control socket (Unix, stream): the client sends one
+ * request line per connection; the server answers with a first line "ok" or
+ * "error <ERRNONAME>: <text>", then body lines, and closes the connection.
+ */
+#include "vmcctl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+struct ctl_opts {
+	const char *path;
+	int timeout_ms;
+};
+
+/* Wait for events on fd within the deadline: 1 ready, 0 timeout, -errno. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+	struct pollfd p = {.fd = fd, .events = events};
+
+	for (;;) {
+		int n = poll(&p, 1, deadline_left(deadline));
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		return n > 0;
+	}
+}
+
+static void ctl_error(const char *what, const char *path, int err)
+{
+	char buf[128 + sizeof(((struct sockaddr_un *)0)->sun_path)];
+
+	snprintf(buf, sizeof(buf), "%s %s", what, path);
+	err_errno(buf, err);
+}
+
+/* Connect a non-blocking stream socket to path. Returns the fd or an exit code < 0. */
+static int ctl_connect(const struct ctl_opts *co)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t len = strlen(co->path);
+	int64_t deadline = deadline_after(co->timeout_ms);
+	int backoff = 1;
+
+	if (len == 0 || len >= sizeof(sa.sun_path)) {
+		ctl_error("connect", co->path, len ? ENAMETOOLONG : ENOENT);
+		return -VMCCTL_FAIL;
+	}
+	memcpy(sa.sun_path, co->path, len);
+
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	if (fd < 0) {
+		err_errno("socket", errno);
+		return -VMCCTL_FAIL;
+	}
+	for (;;) {
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			return fd;
+		if (errno == EINTR)
+			continue;
+		if (errno == EINPROGRESS)
+			break;
+		if (errno != EAGAIN) {
+			ctl_error("connect", co->path, errno);
+			close(fd);
+			return -VMCCTL_FAIL;
+		}
+		/* The listen backlog is full: try again until the timeout. */
+		if (deadline_passed(deadline)) {
+			ctl_error("connect: timed out:", co->path, EAGAIN);
+			close(fd);
+			return -VMCCTL_TIMEOUT;
+		}
+		int left = deadline_left(deadline);
+
+		sleep_ms(left >= 0 && left < backoff ? left : backoff);
+		backoff = backoff * 2 > 50 ? 50 : backoff * 2;
+	}
+
+	int r = wait_fd(fd, POLLOUT, deadline);
+	int err = 0;
+	socklen_t elen = sizeof(err);
+
+	if (r == 0) {
+		ctl_error("connect: timed out:", co->path, ETIMEDOUT);
+		close(fd);
+		return -VMCCTL_TIMEOUT;
+	}
+	if (r < 0)
+		err = -r;
+	else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+		err = errno;
+	if (err) {
+		ctl_error("connect", co->path, err);
+		close(fd);
+		return -VMCCTL_FAIL;
+	}
+	return fd;
+}
+
+/*
+ * Send all bytes, handling partial writes; every wait is bounded by the
+ * timeout. If the server closed the connection early (EPIPE, ECONNRESET),
+ * *closed is set and nothing is reported: it may have answered already.
+ */
+static int ctl_send_all(int fd, const struct ctl_opts *co, const char *p, size_t n, int *closed)
+{
+	*closed = 0;
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+		if (w > 0) {
+			p += w;
+			n -= (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+			*closed = errno;
+			return VMCCTL_FAIL;
+		}
+		if (w < 0 && errno != EAGAIN) {
+			ctl_error("send to", co->path, errno);
+			return VMCCTL_FAIL;
+		}
+		int r = wait_fd(fd, POLLOUT, deadline_after(co->timeout_ms));
+
+		if (r < 0) {
+			err_errno("poll", -r);
+			return VMCCTL_FAIL;
+		}
+		if (r == 0) {
+			ctl_error("send: timed out:", co->path, ETIMEDOUT);
+			return VMCCTL_TIMEOUT;
+		}
+	}
+	return VMCCTL_OK;
+}
+
+/* Read until the server closes the connection. */
+static int ctl_recv_all(int fd, const struct ctl_opts *co, struct buf *reply)
+{
+	char chunk[4096];
+
+	for (;;) {
+		ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+
+		if (n == 0)
+			return VMCCTL_OK;
+		if (n > 0) {
+			if (reply->len + (size_t)n > VMCCTL_MAX_REPLY) {
+				err_msg("reply from %s: longer than %u bytes", co->path,
+					VMCCTL_MAX_REPLY);
+				return VMCCTL_FAIL;
+			}
+			if (buf_append(reply, chunk, (size_t)n) < 0) {
+				err_errno("reply", ENOMEM);
+				return VMCCTL_FAIL;
+			}
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		/* A server that closes without reading all of a request resets
+		 * the connection after its reply. */
+		if (errno == ECONNRESET && reply->len > 0)
+			return VMCCTL_OK;
+		if (errno != EAGAIN) {
+			ctl_error("receive from", co->path, errno);
+			return VMCCTL_FAIL;
+		}
+		int r = wait_fd(fd, POLLIN, deadline_after(co->timeout_ms));
+
+		if (r < 0) {
+			err_errno("poll", -r);
+			return VMCCTL_FAIL;
+		}
+		if (r == 0) {
+			ctl_error("no reply within the timeout from", co->path, ETIMEDOUT);
+			return VMCCTL_TIMEOUT;
+		}
+	}
+}
+
+/*
+ * Print the reply: the body of "ok" to stdout; "error ..." and its body to
+ * stderr (exit 1). verb names the request in messages.
+ */
+static int ctl_print_reply(const char *verb, const struct ctl_opts *co, const struct buf *reply)
+{
+	const char *p = (const char *)reply->data;
+	size_t n = reply->len;
+	const char *nl = n ? memchr(p, '\n', n) : NULL;
+	size_t first = nl ? (size_t)(nl - p) : n;
+	size_t flen = first;
+	const char *body = p + (nl ? first + 1 : n);
+	size_t blen = n - (size_t)(body - p);
+
+	if (flen && p[flen - 1] == '\r')
+		flen--;
+	if (n == 0) {
+		err_msg("%s: empty reply from %s", verb, co->path);
+		return VMCCTL_FAIL;
+	}
+	if (flen >= 2 && memcmp(p, "ok", 2) == 0 && (flen == 2 || p[2] == ' ')) {
+		bool fail = false;
+
+		if (flen > 3)
+			fail |= printf("%.*s\n", (int)(flen - 3), p + 3) < 0;
+		if (blen) {
+			fail |= fwrite(body, 1, blen, stdout) != blen;
+			if (body[blen - 1] != '\n')
+				fail |= putchar('\n') == EOF;
+		}
+		if (fail) {
+			err_errno("write to standard output", errno ? errno : EIO);
+			return VMCCTL_FAIL;
+		}
+		return VMCCTL_OK;
+	}
+	if (flen >= 5 && memcmp(p, "error", 5) == 0 && (flen == 5 || p[5] == ' ')) {
+		const char *text = flen > 6 ? p + 6 : "error without a description";
+		int tlen = flen > 6 ? (int)(flen - 6) : (int)strlen(text);
+
+		fprintf(stderr, "vmcctl: %s: %.*s\n", verb, tlen, text);
+		if (blen) {
+			fwrite(body, 1, blen, stderr);
+			if (body[blen - 1] != '\n')
+				fputc('\n', stderr);
+		}
+		return VMCCTL_FAIL;
+	}
+	err_msg("%s: malformed reply from %s (first line is neither 'ok' nor 'error')", verb,
+		co->path);
+	return VMCCTL_FAIL;
+}
+
+/* One request: connect, send line + newline, read the reply, print it. */
+static int ctl_request(const char *verb, const struct ctl_opts *co, const char *line)
+{
+	size_t len = strlen(line);
+	struct buf req = {0}, reply = {0};
+	int fd, rc, closed = 0;
+
+	if (memchr(line, '\n', len) || memchr(line, '\r', len))
+		return usage_error(verb, "the control line must not contain a line break");
+	if (buf_append(&req, line, len) < 0 || buf_append(&req, "\n", 1) < 0) {
+		buf_free(&req);
+		err_errno(verb, ENOMEM);
+		return VMCCTL_FAIL;
+	}
+	fd = ctl_connect(co);
+	if (fd < 0) {
+		buf_free(&req);
+		return -fd;
+	}
+	rc = ctl_send_all(fd, co, (const char *)req.data, req.len, &closed);
+	if (!rc || closed)
+		rc = ctl_recv_all(fd, co, &reply);
+	if (closed && (rc || reply.len == 0)) {
+		/* Closed before the request was sent, without an answer. */
+		if (!rc)
+			ctl_error("send to", co->path, closed);
+		rc = VMCCTL_FAIL;
+	} else if (!rc) {
+		rc = ctl_print_reply(verb, co, &reply);
+	}
+	if (close(fd) < 0 && !rc) {
+		err_errno("close", errno);
+		rc = VMCCTL_FAIL;
+	}
+	buf_free(&req);
+	buf_free(&reply);
+	return rc;
+}
+
+/* Options shared by the control commands; returns -1 when c is not one of them. */
+static int ctl_common_opt(const char *cmd, int c, struct ctl_opts *co)
+{
+	switch (c) {
+	case 'c':
+		co->path = optarg;
+		return VMCCTL_OK;
+	case 't':
+		if (parse_timeout(optarg, &co->timeout_ms) < 0)
+			return usage_error(cmd, "invalid timeout '%s'", optarg);
+		return VMCCTL_OK;
+	default:
+		return -1;
+	}
+}
+
+static int ctl_need_path(const char *cmd, struct ctl_opts *co, const char *env)
+{
+	if (!co->path) {
+		const char *e = getenv(env);
+
+		if (e && *e)
+			co->path = e;
+	}
+	if (!co->path)
+		return usage_error(cmd, "no control socket: use --control PATH or set %s", env);
+	return VMCCTL_OK;
+}
+
+#define CTL_OPTIONS_HELP                                                                           \
+	"  -c, --control PATH   control socket\n"                                                  \
+	"  -t, --timeout MS     bound of every wait (default 5000, 0 = forever)\n"                 \
+	"  -h, --help           show this help\n"                                                  \
+	"  -V, --version        show the version\n"
+
+/* ---- status --------------------------------------------------------------- */
+
+int cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"control", required_argument, NULL, 'c'},
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	struct ctl_opts co = {.timeout_ms = VMCCTL_DEFAULT_TIMEOUT_MS};
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, ":c:t:hV", opts, NULL)) != -1) {
+		r = ctl_common_opt("status", c, &co);
+		if (r > 0)
+			return r;
+		if (r == 0)
+			continue;
+		switch (c) {
+		case 'h':
+			fputs("Usage: vmcctl status [-c PATH]\n"
+			      "Print the status of an openvmc daemon (control line 'status').\n"
+			      "\n" CTL_OPTIONS_HELP "\nThe socket defaults to $OPENVMC_CONTROL.\n",
+			      stdout);
+			return VMCCTL_OK;
+		case 'V':
+			return print_version();
+		default:
+			return option_error("status", c, argv);
+		}
+	}
+	if (optind < argc)
+		return usage_error("status", "unexpected argument '%s'", argv[optind]);
+	r = ctl_need_path("status", &co, "OPENVMC_CONTROL");
+	if (r)
+		return r;
+	return ctl_request("status", &co, "status");
+}
+
+/* ---- ctl ------------------------------------------------------------------ */
+
+int cmd_ctl(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"control", required_argument, NULL, 'c'},
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	struct ctl_opts co = {.timeout_ms = VMCCTL_DEFAULT_TIMEOUT_MS};
+	struct buf line = {0};
+	int c, r;
+
+	/* '+': words of the line that start with '-' stay part of the line. */
+	while ((c = getopt_long(argc, argv, "+:c:t:hV", opts, NULL)) != -1) {
+		r = ctl_common_opt("ctl", c, &co);
+		if (r > 0)
+			return r;
+		if (r == 0)
+			continue;
+		switch (c) {
+		case 'h':
+			fputs("Usage: vmcctl ctl [-c PATH] LINE...\n"
+			      "Send the words of LINE, joined by spaces, as one control line and\n"
+			      "print the reply.\n"
+			      "\n" CTL_OPTIONS_HELP "\nThe socket defaults to $OPENVMC_CONTROL.\n",
+			      stdout);
+			return VMCCTL_OK;
+		case 'V':
+			return print_version();
+		default:
+			return option_error("ctl", c, argv);
+		}
+	}
+	if (optind >= argc)
+		return usage_error("ctl", "no control line given");
+	r = ctl_need_path("ctl", &co, "OPENVMC_CONTROL");
+	if (r)
+		return r;
+	for (int i = optind; i < argc; i++) {
+		if ((i > optind && buf_append(&line, " ", 1) < 0) ||
+		    buf_append(&line, argv[i], strlen(argv[i]) + 1) < 0) {
+			buf_free(&line);
+			err_errno("ctl", ENOMEM);
+			return VMCCTL_FAIL;
+		}
+		line.len--; /* keep the NUL terminator out of the length */
+	}
+	const char *verb = argv[optind];
+
+	r = ctl_request(*verb ? verb : "ctl", &co, (const char *)line.data);
+	buf_free(&line);
+	return r;
+}
+
+/* ---- hv ------------------------------------------------------------------- */
+
+static void hv_help(void)
+{
+	fputs("Usage: vmcctl hv [-c PATH] COMMAND ...\n"
+	      "Control the emulated hypervisor through its control socket.\n"
+	      "\n"
+	      "  send --index N (--hex HEX | TEXT)  inject a hypervisor message on the\n"
+	      "                                     session open at HMC index N\n"
+	      "  restart [--failed]                 restart the channel (a CRQ that is\n"
+	      "                                     deregistered, or failed)\n"
+	      "  sessions                           list the HMC sessions\n"
+	      "\n" CTL_OPTIONS_HELP "\nThe socket defaults to $OPENVMC_HV_CONTROL.\n",
+	      stdout);
+}
+
+static int hv_send(int argc, char **argv, struct ctl_opts *co)
+{
+	static const struct option opts[] = {
+		{"control", required_argument, NULL, 'c'},
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{"index", required_argument, NULL, 'i'},
+		{"hex", required_argument, NULL, 'x'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *hex = NULL;
+	unsigned long index = 0;
+	bool have_index = false;
+	struct buf msg = {0};
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, ":c:t:i:x:hV", opts, NULL)) != -1) {
+		r = ctl_common_opt("hv send", c, co);
+		if (r > 0)
+			return r;
+		if (r == 0)
+			continue;
+		switch (c) {
+		case 'i':
+			if (parse_ulong(optarg, 0, 254, &index) < 0)
+				return usage_error("hv send", "invalid HMC index '%s' (0..254)",
+						   optarg);
+			have_index = true;
+			break;
+		case 'x':
+			hex = optarg;
+			break;
+		case 'h':
+			fputs("Usage: vmcctl hv send [-c PATH] --index N (--hex HEX | TEXT)\n"
+			      "Inject an unsolicited hypervisor message on the session open at "
+			      "HMC\n"
+			      "index N (control line 'send N HEX').\n"
+			      "\n"
+			      "  -i, --index N        HMC index (0..254)\n"
+			      "  -x, --hex HEX        the message bytes in hex\n" CTL_OPTIONS_HELP,
+			      stdout);
+			return VMCCTL_OK;
+		case 'V':
+			return print_version();
+		default:
+			return option_error("hv send", c, argv);
+		}
+	}
+	if (!have_index)
+		return usage_error("hv send", "--index is required");
+	if (hex && optind < argc)
+		return usage_error("hv send", "give either --hex or TEXT, not both");
+	if (!hex && optind >= argc)
+		return usage_error("hv send", "no message: give --hex HEX or TEXT");
+	if (optind + 1 < argc)
+		return usage_error("hv send", "one TEXT argument expected (quote it)");
+	if (hex) {
+		char err[128];
+
+		r = hex_decode(hex, strlen(hex), &msg, err, sizeof(err));
+		if (r < 0)
+			buf_free(&msg);
+		if (r == -ENOMEM) {
+			err_errno("hv send", ENOMEM);
+			return VMCCTL_FAIL;
+		}
+		if (r < 0)
+			return usage_error("hv send", "--hex: %s", err);
+	} else if (buf_append(&msg, argv[optind], strlen(argv[optind])) < 0) {
+		err_errno("hv send", ENOMEM);
+		return VMCCTL_FAIL;
+	}
+	if (msg.len == 0) {
+		buf_free(&msg);
+		return usage_error("hv send", "the message is empty");
+	}
+	r = ctl_need_path("hv send", co, "OPENVMC_HV_CONTROL");
+	if (r) {
+		buf_free(&msg);
+		return r;
+	}
+
+	char *enc = hex_encode(msg.data, msg.len);
+	size_t llen = enc ? strlen(enc) + 32 : 0;
+	char *line = enc ? malloc(llen) : NULL;
+
+	buf_free(&msg);
+	if (!line) {
+		free(enc);
+		err_errno("hv send", ENOMEM);
+		return VMCCTL_FAIL;
+	}
+	snprintf(line, llen, "send %lu %s", index, enc);
+	free(enc);
+	r = ctl_request("send", co, line);
+	free(line);
+	return r;
+}
+
+static int hv_simple(const char *cmd, int argc, char **argv, struct ctl_opts *co)
+{
+	static const struct option opts[] = {
+		{"control", required_argument, NULL, 'c'},
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{"failed", no_argument, NULL, 'f'},
+		{NULL, 0, NULL, 0},
+	};
+	bool restart = strcmp(cmd, "restart") == 0;
+	bool failed = false;
+	char name[32];
+	int c, r;
+
+	snprintf(name, sizeof(name), "hv %s", cmd);
+	while ((c = getopt_long(argc, argv, restart ? ":c:t:fhV" : ":c:t:hV", opts, NULL)) != -1) {
+		r = ctl_common_opt(name, c, co);
+		if (r > 0)
+			return r;
+		if (r == 0)
+			continue;
+		switch (c) {
+		case 'f':
+			if (!restart)
+				return option_error(name, '?', argv);
+			failed = true;
+			break;
+		case 'h':
+			if (restart)
+				fputs("Usage: vmcctl hv restart [-c PATH] [--failed]\n"
+				      "Restart the channel: the hypervisor deregisters its CRQ "
+				      "(or, with\n"
+				      "--failed, fails it), so the partition driver resets.\n"
+				      "\n"
+				      "  -f, --failed         restart as failed instead of "
+				      "deregistered\n" CTL_OPTIONS_HELP,
+				      stdout);
+			else
+				fputs("Usage: vmcctl hv sessions [-c PATH]\n"
+				      "List the HMC sessions known to the hypervisor.\n"
+				      "\n" CTL_OPTIONS_HELP,
+				      stdout);
+			return VMCCTL_OK;
+		case 'V':
+			return print_version();
+		default:
+			return option_error(name, c, argv);
+		}
+	}
+	if (optind < argc)
+		return usage_error(name, "unexpected argument '%s'", argv[optind]);
+	r = ctl_need_path(name, co, "OPENVMC_HV_CONTROL");
+	if (r)
+		return r;
+	if (restart)
+		return ctl_request("restart", co,
+				   failed ? "restart failed" : "restart deregistered");
+	return ctl_request("sessions", co, "sessions");
+}
+
+int cmd_hv(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"control", required_argument, NULL, 'c'},
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	struct ctl_opts co = {.timeout_ms = VMCCTL_DEFAULT_TIMEOUT_MS};
+	int c, r;
+
+	/* hv-level options may come before the subcommand. */
+	while ((c = getopt_long(argc, argv, "+:c:t:hV", opts, NULL)) != -1) {
+		r = ctl_common_opt("hv", c, &co);
+		if (r > 0)
+			return r;
+		if (r == 0)
+			continue;
+		switch (c) {
+		case 'h':
+			hv_help();
+			return VMCCTL_OK;
+		case 'V':
+			return print_version();
+		default:
+			return option_error("hv", c, argv);
+		}
+	}
+	if (optind >= argc)
+		return usage_error("hv", "no hv command given (send, restart, sessions)");
+
+	const char *sub = argv[optind];
+	int sub_argc = argc - optind;
+	char **sub_argv = argv + optind;
+
+	optind = 0;
+	if (strcmp(sub, "send") == 0)
+		return hv_send(sub_argc, sub_argv, &co);
+	if (strcmp(sub, "restart") == 0 || strcmp(sub, "sessions") == 0)
+		return hv_simple(sub, sub_argc, sub_argv, &co);
+	return usage_error("hv", "unknown hv command '%s' (send, restart, sessions)", sub);
+}
