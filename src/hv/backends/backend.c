@@ -13,6 +13,8 @@ static const struct {
 	{"echo", ovmc_backend_echo_new},
 	{"replay", ovmc_backend_replay_new},
 	{"router", ovmc_backend_router_new},
+	{"exec", ovmc_backend_exec_new},
+	{"socket", ovmc_backend_socket_new},
 };
 
 int ovmc_backend_new(const char *spec, const struct ovmc_backend_env *env,
