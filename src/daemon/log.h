@@ -12,7 +12,8 @@ void ovmc_log_setup(const char *program, enum ovmc_log_level level);
 enum ovmc_log_level ovmc_log_get_level(void);
 
 /* An ovmc_log_fn for the cores: `user` is the component name (a string). */
-void ovmc_log_sink(void *user, enum ovmc_log_level level, const char *fmt, va_list ap);
+void ovmc_log_sink(void *user, enum ovmc_log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 
 void ovmc_log(enum ovmc_log_level level, const char *component, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

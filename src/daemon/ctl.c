@@ -1,0 +1,545 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The control socket (ctl.h). Connections live in a private epoll set, so
+ * they can wait for EPOLLOUT as well as EPOLLIN; the loop watches that set
+ * as one readable fd.
+ */
+#include "ctl.h"
+
+#include "log.h"
+
+#include <openvmc/wire.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define COMPONENT "control"
+#define MAX_CONNS 16
+/* "send" carries up to a 64 KiB message in hex. */
+#define MAX_REQUEST (2u * 65536u + 64u)
+#define CONN_TIMEOUT_NS (10ull * 1000000000ull)
+#define MAX_EVENTS 16
+#define LISTEN_TAG ((void *)1)
+
+struct conn {
+	int fd;
+	char *in;
+	size_t in_len, in_cap;
+	char *out; /* the whole reply once the request is complete */
+	size_t out_len, out_off;
+	uint64_t deadline;
+	struct conn *prev, *next;
+};
+
+struct ctl {
+	struct ovmc_loop *loop;
+	struct ctl_targets t;
+	char *path;
+	int listen_fd;
+	int epfd;
+	bool bound;   /* the socket file at path is ours */
+	bool watched; /* epfd is in the loop */
+	struct conn *conns;
+	unsigned n_conns;
+};
+
+static void conn_close(struct ctl *c, struct conn *k)
+{
+	epoll_ctl(c->epfd, EPOLL_CTL_DEL, k->fd, NULL);
+	close(k->fd);
+	if (k->prev)
+		k->prev->next = k->next;
+	else
+		c->conns = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+	c->n_conns--;
+	free(k->in);
+	free(k->out);
+	free(k);
+}
+
+/* ---- commands ---- */
+
+/* A failed command: its errno (negative) and a sentence for the reply. */
+struct cmd_error {
+	int err;
+	char text[160];
+};
+
+static int fail(struct cmd_error *e, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(struct cmd_error *e, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	e->err = err;
+	va_start(ap, fmt);
+	vsnprintf(e->text, sizeof(e->text), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+static int need_hv(struct ctl *c, struct cmd_error *e)
+{
+	if (!c->t.hv)
+		return fail(e, -EOPNOTSUPP, "no hypervisor in this process");
+	return 0;
+}
+
+static int hex_value(int ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	ch = tolower(ch);
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	return -1;
+}
+
+static int cmd_send(struct ctl *c, char *args, FILE *body, struct cmd_error *e)
+{
+	char *save = NULL, *idx_s = strtok_r(args, " \t", &save);
+	char *hex = strtok_r(NULL, " \t", &save);
+	unsigned long idx;
+	uint8_t *msg;
+	size_t len;
+	char *end;
+	int rc;
+
+	if (need_hv(c, e))
+		return e->err;
+	if (!idx_s || !hex || strtok_r(NULL, " \t", &save))
+		return fail(e, -EINVAL, "usage: send <hmc-index> <hex>");
+	errno = 0;
+	idx = strtoul(idx_s, &end, 0);
+	if (errno || *end || idx > 255)
+		return fail(e, -EINVAL, "bad HMC index \"%s\"", idx_s);
+	len = strlen(hex);
+	if (len % 2)
+		return fail(e, -EINVAL, "odd number of hex digits");
+	len /= 2;
+	msg = malloc(len ? len : 1);
+	if (!msg)
+		return fail(e, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < len; i++) {
+		int hi = hex_value((unsigned char)hex[2 * i]);
+		int lo = hex_value((unsigned char)hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0) {
+			free(msg);
+			return fail(e, -EINVAL, "not a hex digit at offset %zu", 2 * i);
+		}
+		msg[i] = (uint8_t)(hi << 4 | lo);
+	}
+	rc = hvhost_send(c->t.hv, (unsigned)idx, msg, len);
+	free(msg);
+	switch (rc) {
+	case 0:
+		fprintf(body, "queued %zu bytes on index %lu\n", len, idx);
+		return 0;
+	case -ENODEV:
+		return fail(e, rc, "no VMC yet");
+	case -ENOTCONN:
+		return fail(e, rc, "no open session at index %lu", idx);
+	case -EMSGSIZE:
+		return fail(e, rc, "a message of %zu bytes is empty or above the MTU", len);
+	case -ENOBUFS:
+		return fail(e, rc, "the session's backlog is full");
+	default:
+		return fail(e, rc, "%s", ovmc_strerror(rc));
+	}
+}
+
+static int cmd_restart(struct ctl *c, char *args, FILE *body, struct cmd_error *e)
+{
+	char *save = NULL, *kind = strtok_r(args, " \t", &save);
+	uint8_t event = OVMC_EVENT_PARTNER_FAILED;
+
+	if (need_hv(c, e))
+		return e->err;
+	if (kind && strcmp(kind, "deregistered") == 0)
+		event = OVMC_EVENT_PARTNER_DEREGISTERED;
+	else if (kind && strcmp(kind, "failed") != 0)
+		return fail(e, -EINVAL, "usage: restart [failed|deregistered]");
+	if (strtok_r(NULL, " \t", &save))
+		return fail(e, -EINVAL, "usage: restart [failed|deregistered]");
+	hvhost_restart(c->t.hv, event);
+	fprintf(body, "restarted (partition sees %s)\n", ovmc_event_name(event));
+	return 0;
+}
+
+static int cmd_sessions(struct ctl *c, char *args, FILE *body, struct cmd_error *e)
+{
+	if (need_hv(c, e))
+		return e->err;
+	if (*args)
+		return fail(e, -EINVAL, "usage: sessions");
+	hvhost_sessions(c->t.hv, body);
+	return 0;
+}
+
+static int cmd_status(struct ctl *c, char *args, FILE *body, struct cmd_error *e)
+{
+	if (*args)
+		return fail(e, -EINVAL, "usage: status");
+	if (c->t.drv)
+		drvhost_status(c->t.drv, body);
+	if (c->t.hv)
+		hvhost_status(c->t.hv, body);
+	return 0;
+}
+
+static int cmd_help(struct ctl *c, char *args, FILE *body, struct cmd_error *e)
+{
+	(void)c;
+	(void)args;
+	(void)e;
+	fputs("status\n"
+	      "sessions\n"
+	      "send <hmc-index> <hex>\n"
+	      "restart [failed|deregistered]\n"
+	      "help\n",
+	      body);
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(struct ctl *c, char *args, FILE *body, struct cmd_error *e);
+} commands[] = {
+	{"status", cmd_status},
+	{"sessions", cmd_sessions},
+	{"send", cmd_send},
+	{"restart", cmd_restart},
+	{"help", cmd_help},
+};
+
+/* Run one request line; the reply goes to k->out. */
+static void execute(struct ctl *c, struct conn *k, char *line)
+{
+	struct cmd_error e = {0};
+	char *body = NULL, *name, *args;
+	size_t body_len = 0;
+	FILE *bf = open_memstream(&body, &body_len);
+	FILE *of;
+	int rc = -EINVAL;
+
+	if (!bf)
+		return;
+	line[strcspn(line, "\r\n")] = '\0';
+	name = line + strspn(line, " \t");
+	args = name + strcspn(name, " \t");
+	if (*args)
+		*args++ = '\0';
+	args += strspn(args, " \t");
+	fail(&e, -EINVAL, "unknown command \"%s\" (try help)", name);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(name, commands[i].name) == 0) {
+			e.err = 0;
+			rc = commands[i].fn(c, args, bf, &e);
+			break;
+		}
+	}
+	fclose(bf);
+	of = open_memstream(&k->out, &k->out_len);
+	if (of) {
+		if (rc) {
+			const char *ename = strerrorname_np(-rc);
+
+			fprintf(of, "error %s: %s\n", ename ? ename : "EIO", e.text);
+		} else {
+			fprintf(of, "ok\n");
+			fwrite(body, 1, body_len, of);
+		}
+		fclose(of);
+	}
+	free(body);
+	ovmc_log(OVMC_LOG_DEBUG, COMPONENT, "%s: %s", name, rc ? e.text : "ok");
+}
+
+static void conn_reply(struct ctl *c, struct conn *k)
+{
+	struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = k};
+
+	if (!k->out) {
+		conn_close(c, k);
+		return;
+	}
+	epoll_ctl(c->epfd, EPOLL_CTL_MOD, k->fd, &ev);
+}
+
+static void conn_read(struct ctl *c, struct conn *k)
+{
+	for (;;) {
+		ssize_t n;
+		char *nl;
+
+		if (k->in_len + 1 >= k->in_cap) {
+			size_t cap = k->in_cap ? k->in_cap * 2 : 256;
+			char *p;
+
+			if (cap > MAX_REQUEST + 1)
+				cap = MAX_REQUEST + 1;
+			if (k->in_len + 1 >= cap) {
+				static const char too_long[] = "error E2BIG: request too long\n";
+
+				k->out = strdup(too_long);
+				k->out_len = k->out ? strlen(too_long) : 0;
+				conn_reply(c, k);
+				return;
+			}
+			p = realloc(k->in, cap);
+			if (!p) {
+				conn_close(c, k);
+				return;
+			}
+			k->in = p;
+			k->in_cap = cap;
+		}
+		n = read(k->fd, k->in + k->in_len, k->in_cap - 1 - k->in_len);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			conn_close(c, k);
+			return;
+		}
+		if (n == 0 && k->in_len == 0) {
+			conn_close(c, k);
+			return;
+		}
+		k->in[k->in_len + (size_t)n] = '\0';
+		nl = memchr(k->in + k->in_len, '\n', (size_t)n);
+		k->in_len += (size_t)n;
+		/* A line, or everything the client sent before shutting down. */
+		if (nl || n == 0) {
+			if (nl)
+				*nl = '\0';
+			execute(c, k, k->in);
+			conn_reply(c, k);
+			return;
+		}
+	}
+}
+
+static void conn_write(struct ctl *c, struct conn *k)
+{
+	while (k->out_off < k->out_len) {
+		ssize_t n = send(k->fd, k->out + k->out_off, k->out_len - k->out_off,
+				 MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			break;
+		}
+		k->out_off += (size_t)n;
+	}
+	conn_close(c, k);
+}
+
+static void accept_all(struct ctl *c)
+{
+	for (;;) {
+		int fd = accept4(c->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct epoll_event ev = {.events = EPOLLIN};
+		struct conn *k;
+
+		if (fd < 0)
+			return;
+		if (c->n_conns == MAX_CONNS) {
+			ovmc_log(OVMC_LOG_WARN, COMPONENT, "too many connections: one refused");
+			close(fd);
+			continue;
+		}
+		k = calloc(1, sizeof(*k));
+		if (!k) {
+			close(fd);
+			continue;
+		}
+		k->fd = fd;
+		k->deadline = ovmc_now_ns() + CONN_TIMEOUT_NS;
+		ev.data.ptr = k;
+		if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+			close(fd);
+			free(k);
+			continue;
+		}
+		k->next = c->conns;
+		if (c->conns)
+			c->conns->prev = k;
+		c->conns = k;
+		c->n_conns++;
+	}
+}
+
+static bool conn_known(const struct ctl *c, const struct conn *k)
+{
+	for (const struct conn *x = c->conns; x; x = x->next)
+		if (x == k)
+			return true;
+	return false;
+}
+
+static void on_ready(void *arg, int fd, uint32_t events)
+{
+	struct ctl *c = arg;
+	struct epoll_event evs[MAX_EVENTS];
+	int n = epoll_wait(fd, evs, MAX_EVENTS, 0);
+
+	(void)events;
+	for (int i = 0; i < n; i++) {
+		struct conn *k = evs[i].data.ptr;
+
+		if (evs[i].data.ptr == LISTEN_TAG) {
+			accept_all(c);
+			continue;
+		}
+		/* An earlier event of this batch may have closed it. */
+		if (!conn_known(c, k))
+			continue;
+		if (k->out)
+			conn_write(c, k);
+		else
+			conn_read(c, k);
+	}
+}
+
+static uint64_t on_idle(void *arg, uint64_t now)
+{
+	struct ctl *c = arg;
+	uint64_t next = OVMC_TIME_NEVER;
+
+	for (struct conn *k = c->conns, *nx; k; k = nx) {
+		nx = k->next;
+		if (k->deadline <= now) {
+			ovmc_log(OVMC_LOG_WARN, COMPONENT, "a client took too long; dropped");
+			conn_close(c, k);
+		} else if (k->deadline < next) {
+			next = k->deadline;
+		}
+	}
+	return next;
+}
+
+/* ---- life cycle ---- */
+
+/* Remove a socket file nobody accepts on; refuse anything else. */
+static int clear_path(const char *path, const struct sockaddr_un *sa)
+{
+	struct stat st;
+	int fd, rc;
+
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode)) {
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "%s exists and is not a socket", path);
+		return -EEXIST;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	rc = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	close(fd);
+	if (rc == 0) {
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "%s: another daemon is listening there", path);
+		return -EADDRINUSE;
+	}
+	ovmc_log(OVMC_LOG_INFO, COMPONENT, "replacing the stale socket %s", path);
+	if (unlink(path) != 0)
+		return -errno;
+	return 0;
+}
+
+int ctl_new(struct ovmc_loop *loop, const char *path, const struct ctl_targets *targets,
+	    struct ctl **out)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = LISTEN_TAG};
+	struct ctl *c;
+	mode_t old_mask;
+	int rc;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "socket path too long: %s", path);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->loop = loop;
+	c->t = *targets;
+	c->listen_fd = c->epfd = -1;
+	c->path = strdup(path);
+	if (!c->path) {
+		free(c);
+		return -ENOMEM;
+	}
+	rc = clear_path(path, &sa);
+	if (rc)
+		goto fail_early;
+	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->listen_fd < 0)
+		goto fail_errno;
+	/* Created 0600 from the start: no window where others may connect. */
+	old_mask = umask(0177);
+	rc = bind(c->listen_fd, (const struct sockaddr *)&sa, sizeof(sa));
+	umask(old_mask);
+	if (rc != 0) {
+		rc = -errno;
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "cannot bind %s: %s", path, strerror(-rc));
+		goto fail_early;
+	}
+	c->bound = true;
+	if (listen(c->listen_fd, MAX_CONNS) != 0)
+		goto fail_errno;
+	c->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (c->epfd < 0 || epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->listen_fd, &ev) != 0)
+		goto fail_errno;
+	rc = ovmc_loop_add(loop, c->epfd, on_ready, c);
+	if (rc)
+		goto fail;
+	c->watched = true;
+	/* Last: an idle hook cannot be taken back on failure. */
+	rc = ovmc_loop_add_idle(loop, on_idle, c);
+	if (rc)
+		goto fail;
+	*out = c;
+	return 0;
+fail_errno:
+	rc = -errno;
+fail:
+	ovmc_log(OVMC_LOG_ERROR, COMPONENT, "control socket %s: %s", path, strerror(-rc));
+fail_early:
+	ctl_free(c);
+	return rc;
+}
+
+void ctl_free(struct ctl *c)
+{
+	if (!c)
+		return;
+	while (c->conns)
+		conn_close(c, c->conns);
+	if (c->watched)
+		ovmc_loop_del(c->loop, c->epfd);
+	if (c->epfd >= 0)
+		close(c->epfd);
+	if (c->listen_fd >= 0)
+		close(c->listen_fd);
+	if (c->bound && unlink(c->path) != 0)
+		ovmc_log(OVMC_LOG_WARN, COMPONENT, "cannot remove %s: %s", c->path,
+			 strerror(errno));
+	free(c->path);
+	free(c);
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The control socket: a Unix stream socket (mode 0600) taking one request
+ * line per connection. The reply starts with "ok" or
+ * "error <ERRNONAME>: <text>", body lines follow, then the server closes
+ * the connection. Commands:
+ *
+ *   status                        both hosts' status, whichever exist here
+ *   sessions                      hypervisor: each HMC index and its session
+ *   send <hmc-index> <hex>        hypervisor: queue an unsolicited message
+ *   restart [failed|deregistered] hypervisor: restart every VMC
+ *   help
+ *
+ * Never blocks the loop: connections are non-blocking, requests bounded,
+ * and a connection that takes too long is dropped.
+ */
+#ifndef OVMC_CTL_H
+#define OVMC_CTL_H
+
+#include "drvhost.h"
+#include "hvhost.h"
+#include "loop.h"
+
+struct ctl;
+
+/* What the commands act on; either may be NULL. Not owned. */
+struct ctl_targets {
+	struct hvhost *hv;
+	struct drvhost *drv;
+};
+
+/*
+ * Listen at `path`. A stale socket there (nobody accepting) is replaced;
+ * a live one gives -EADDRINUSE, another kind of file -EEXIST. Errors are
+ * logged. Returns 0 or a negative errno.
+ */
+int ctl_new(struct ovmc_loop *loop, const char *path, const struct ctl_targets *targets,
+	    struct ctl **out);
+/* Close every connection and remove the socket. Only once the loop no
+ * longer runs. NULL is ignored. */
+void ctl_free(struct ctl *c);
+
+#endif

@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* The driver host: driver core + device front-end in the event loop (drvhost.h). */
+#include "drvhost.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#define COMPONENT "driver"
+
+struct drvhost {
+	struct ovmc_loop *loop;
+	struct ovmc_platform *plat;
+	struct ovmc_drv *drv;
+	struct ovmc_dev *dev;
+	int irq_fd; /* watched by the loop, -1 while the platform is lost */
+	bool lost;
+};
+
+static void __attribute__((format(printf, 3, 0)))
+drv_log(void *user, enum ovmc_log_level level, const char *fmt, va_list ap)
+{
+	(void)user;
+	ovmc_log_sink((void *)COMPONENT, level, fmt, ap);
+}
+
+static void drv_file_event(void *user, struct ovmc_drv_file *f, unsigned events)
+{
+	struct drvhost *h = user;
+
+	if (h->dev)
+		ovmc_dev_file_event(h->dev, f, events);
+}
+
+static void on_irq(void *arg, int fd, uint32_t events)
+{
+	struct drvhost *h = arg;
+
+	(void)fd;
+	(void)events;
+	ovmc_drv_handle_interrupt(h->drv, ovmc_now_ns());
+	ovmc_dev_flush(h->dev);
+}
+
+static void on_dev(void *arg, int fd, uint32_t events)
+{
+	struct drvhost *h = arg;
+
+	(void)events;
+	ovmc_dev_dispatch(h->dev);
+	if (ovmc_dev_gone(h->dev)) {
+		/* Unmounted from outside: nothing left to serve. */
+		ovmc_loop_del(h->loop, fd);
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "device %s is gone; stopping",
+			 ovmc_dev_path(h->dev));
+		ovmc_loop_stop(h->loop);
+	}
+}
+
+static uint64_t on_idle(void *arg, uint64_t now)
+{
+	struct drvhost *h = arg;
+
+	if (ovmc_drv_next_deadline(h->drv) <= now) {
+		ovmc_drv_handle_timer(h->drv, now);
+		ovmc_dev_flush(h->dev);
+	}
+	return ovmc_drv_next_deadline(h->drv);
+}
+
+static int watch_irq(struct drvhost *h)
+{
+	int fd = ovmc_platform_irq_fd(h->plat);
+	int rc = ovmc_loop_add(h->loop, fd, on_irq, h);
+
+	if (rc == 0)
+		h->irq_fd = fd;
+	return rc;
+}
+
+int drvhost_new(struct ovmc_loop *loop, struct ovmc_platform *plat,
+		const struct ovmc_drv_config *drv_cfg, const struct ovmc_dev_config *dev_cfg,
+		struct drvhost **out)
+{
+	struct ovmc_drv_callbacks cbs = {.file_event = drv_file_event, .log = drv_log};
+	struct drvhost *h = calloc(1, sizeof(*h));
+	int rc;
+
+	if (!h)
+		return -ENOMEM;
+	h->loop = loop;
+	h->plat = plat;
+	h->irq_fd = -1;
+	rc = ovmc_drv_new(drv_cfg, plat, &cbs, h, &h->drv);
+	if (rc) {
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "cannot create the driver: %s",
+			 ovmc_strerror(rc));
+		goto fail;
+	}
+	ovmc_drv_set_log_level(h->drv, ovmc_log_get_level());
+	/* It logs its own errors, with the path and the cause. */
+	rc = ovmc_dev_new(dev_cfg, h->drv, &h->dev);
+	if (rc)
+		goto fail;
+	rc = watch_irq(h);
+	if (!rc)
+		rc = ovmc_loop_add(loop, ovmc_dev_fd(h->dev), on_dev, h);
+	if (rc) {
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "event loop: %s", ovmc_strerror(rc));
+		goto fail;
+	}
+	rc = ovmc_drv_start(h->drv, ovmc_now_ns());
+	if (rc) {
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "driver start failed: %s", ovmc_strerror(rc));
+		goto fail;
+	}
+	/* Last: an idle hook cannot be taken back on failure. */
+	rc = ovmc_loop_add_idle(loop, on_idle, h);
+	if (rc) {
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "event loop: %s", ovmc_strerror(rc));
+		goto fail;
+	}
+	*out = h;
+	return 0;
+fail:
+	drvhost_free(h);
+	return rc;
+}
+
+void drvhost_free(struct drvhost *h)
+{
+	if (!h)
+		return;
+	if (h->dev) {
+		ovmc_loop_del(h->loop, ovmc_dev_fd(h->dev));
+		ovmc_dev_free(h->dev);
+	}
+	if (h->irq_fd >= 0)
+		ovmc_loop_del(h->loop, h->irq_fd);
+	ovmc_drv_free(h->drv);
+	free(h);
+}
+
+void drvhost_platform_lost(struct drvhost *h)
+{
+	if (h->lost)
+		return;
+	h->lost = true;
+	if (h->irq_fd >= 0) {
+		ovmc_loop_del(h->loop, h->irq_fd);
+		h->irq_fd = -1;
+	}
+	ovmc_drv_platform_lost(h->drv, ovmc_now_ns());
+	ovmc_dev_flush(h->dev);
+}
+
+int drvhost_platform_back(struct drvhost *h, struct ovmc_platform *plat)
+{
+	int rc;
+
+	if (!h->lost)
+		return -EALREADY;
+	if (plat != h->plat)
+		return -EINVAL;
+	rc = watch_irq(h);
+	if (rc)
+		return rc;
+	h->lost = false;
+	rc = ovmc_drv_start(h->drv, ovmc_now_ns());
+	ovmc_dev_flush(h->dev);
+	return rc;
+}
+
+static void put_id(FILE *out, const uint8_t *id, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "%02x", id[i]);
+}
+
+void drvhost_status(struct drvhost *h, FILE *out)
+{
+	struct ovmc_drv_negotiated neg;
+	struct ovmc_drv_slot_info si;
+	struct ovmc_drv_stats st;
+	struct ovmc_query q;
+	int state = ovmc_drv_state(h->drv);
+
+	ovmc_drv_query(h->drv, &q);
+	fprintf(out, "driver: state %s (%d)%s, drc-index 0x%08x\n", ovmc_drv_state_name(state),
+		state, h->lost ? ", platform lost" : "", (unsigned)q.vmc_drc_index);
+	ovmc_drv_negotiated(h->drv, &neg);
+	if (state == OVMC_DRV_READY)
+		fprintf(out, "  negotiated: hmcs %u pool %u mtu %u hv-crq %u hv-version 0x%04x\n",
+			neg.max_hmcs, neg.pool_size, neg.mtu, neg.hv_crq_size, neg.hv_version);
+	for (unsigned i = 0; ovmc_drv_slot_info(h->drv, i, &si) == 0; i++) {
+		fprintf(out,
+			"  slot %u: %s session %u file %s buffers %u free %u hv-owned %u queued %u",
+			i, ovmc_slot_state_name(si.state), si.session, si.has_file ? "yes" : "no",
+			si.buffers, si.free, si.hv_owned, si.queued);
+		if (si.state != OVMC_SLOT_FREE) {
+			fputs(" id ", out);
+			put_id(out, si.hmc_id, sizeof(si.hmc_id));
+		}
+		fputc('\n', out);
+	}
+	ovmc_drv_stats(h->drv, &st);
+	fprintf(out,
+		"  stats: entries-in %llu entries-out %llu messages-in %llu messages-out %llu "
+		"bytes-in %llu bytes-out %llu resets %llu\n",
+		(unsigned long long)st.entries_in, (unsigned long long)st.entries_out,
+		(unsigned long long)st.messages_in, (unsigned long long)st.messages_out,
+		(unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
+		(unsigned long long)st.resets);
+	fprintf(out,
+		"  errors: protocol %llu (decode %llu state %llu direction %llu session %llu "
+		"buffer %llu length %llu) truncated-reads %llu truncated-bytes %llu discarded %llu "
+		"lost-rdma %llu send-deferred %llu send-failed %llu\n",
+		(unsigned long long)st.protocol_errors, (unsigned long long)st.err_decode,
+		(unsigned long long)st.err_state, (unsigned long long)st.err_direction,
+		(unsigned long long)st.err_session, (unsigned long long)st.err_buffer,
+		(unsigned long long)st.err_length, (unsigned long long)st.truncated_reads,
+		(unsigned long long)st.truncated_bytes, (unsigned long long)st.discarded_msgs,
+		(unsigned long long)st.lost_rdma, (unsigned long long)st.send_deferred,
+		(unsigned long long)st.send_failed);
+	ovmc_dev_status(h->dev, out);
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The driver host: a driver core (driver.h) on a platform, its device file
+ * (src/dev) and their place in the event loop. The platform's interrupt fd
+ * drives ovmc_drv_handle_interrupt(), the device fd drives the FUSE/CUSE
+ * requests, an idle hook runs the driver's timers. Open files survive the
+ * platform going away and coming back (drvhost_platform_lost/back).
+ */
+#ifndef OVMC_DRVHOST_H
+#define OVMC_DRVHOST_H
+
+#include <stdio.h>
+
+#include <openvmc/driver.h>
+#include <openvmc/platform.h>
+
+#include "dev.h"
+#include "loop.h"
+
+struct drvhost;
+
+/*
+ * Create the driver on `plat` (not owned; it must outlive the host or be
+ * declared lost first), start it (probe, INIT) and serve the device.
+ * Errors are logged. Returns 0, or the negative code of ovmc_drv_new(),
+ * ovmc_drv_start(), ovmc_dev_new() or the loop.
+ */
+int drvhost_new(struct ovmc_loop *loop, struct ovmc_platform *plat,
+		const struct ovmc_drv_config *drv_cfg, const struct ovmc_dev_config *dev_cfg,
+		struct drvhost **out);
+/*
+ * Unmount the device (closing its files), free the driver. Only once the
+ * loop no longer runs: its idle hook cannot be removed. NULL is ignored.
+ */
+void drvhost_free(struct drvhost *h);
+
+/*
+ * The platform went away (hypervisor process gone): files see a reset
+ * (EBADFD, EIO, POLLHUP) but stay open; the interrupt fd is no longer
+ * watched. The platform may be destroyed after this returns.
+ */
+void drvhost_platform_lost(struct drvhost *h);
+/*
+ * The platform is back: the same platform object, reconnected (the driver
+ * is bound to its memory). Probes again. Returns 0, -EINVAL for another
+ * platform object, -EALREADY if not lost, or what ovmc_drv_start() returned.
+ */
+int drvhost_platform_back(struct drvhost *h, struct ovmc_platform *plat);
+
+/* Driver state, negotiated values, slots, counters and the device, as text. */
+void drvhost_status(struct drvhost *h, FILE *out);
+
+#endif

@@ -1,0 +1,391 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* The hypervisor host: machine, cores and backend in the event loop (hvhost.h). */
+#include "hvhost.h"
+
+#include "log.h"
+
+#include <openvmc/backend.h>
+#include <openvmc/platform.h>
+#include <openvmc/wire.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define COMPONENT "hv"
+
+/* The core serving one VMC. */
+struct core {
+	struct ovmc_vmc *vmc;
+	struct ovmc_hv *hv;
+	unsigned partition;
+	struct core *next;
+};
+
+struct hvhost {
+	struct ovmc_loop *loop;
+	struct hvhost_config cfg;
+	struct ovmc_machine *m;
+	struct ovmc_backend be;
+	bool have_backend;
+	int backend_fd;
+	struct core *cores; /* in creation order: the first is "the" VMC */
+	/* Entries wait in a hypervisor end's queue. The eventfd wakes the loop
+	 * even when the entry was sent from another idle hook. */
+	bool pending;
+	int wake_fd;
+};
+
+static void __attribute__((format(printf, 3, 0)))
+hv_log(void *user, enum ovmc_log_level level, const char *fmt, va_list ap)
+{
+	ovmc_log_sink(user, level, fmt, ap);
+}
+
+/* ---- machine hooks ---- */
+
+static void vmc_created(void *arg, struct ovmc_vmc *vmc)
+{
+	struct hvhost *h = arg;
+	struct core *c = calloc(1, sizeof(*c)), **tail;
+	int rc;
+
+	if (!c) {
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "out of memory: a VMC stays unserved");
+		return;
+	}
+	rc = ovmc_hv_attach(vmc, &h->cfg.hv, hv_log, (void *)COMPONENT, ovmc_now_ns(), &c->hv);
+	if (rc) {
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "cannot serve the VMC of partition %u: %s",
+			 ovmc_part_id(ovmc_vmc_part(vmc)), ovmc_strerror(rc));
+		free(c);
+		return;
+	}
+	ovmc_hv_set_log(c->hv, hv_log, (void *)COMPONENT, ovmc_log_get_level());
+	if (h->have_backend)
+		ovmc_hv_set_backend(c->hv, h->be.ops, h->be.arg);
+	c->vmc = vmc;
+	c->partition = ovmc_part_id(ovmc_vmc_part(vmc));
+	for (tail = &h->cores; *tail; tail = &(*tail)->next)
+		;
+	*tail = c;
+	ovmc_log(OVMC_LOG_INFO, COMPONENT, "serving the VMC of partition %u", c->partition);
+}
+
+static void vmc_pending(void *arg, struct ovmc_vmc *vmc)
+{
+	struct hvhost *h = arg;
+	uint64_t one = 1;
+
+	(void)vmc;
+	if (h->pending)
+		return;
+	h->pending = true;
+	if (write(h->wake_fd, &one, sizeof(one)) < 0)
+		ovmc_log(OVMC_LOG_WARN, COMPONENT, "wake-up lost: %s", strerror(errno));
+}
+
+static void vmc_destroyed(void *arg, struct ovmc_vmc *vmc)
+{
+	struct hvhost *h = arg;
+
+	for (struct core **pc = &h->cores; *pc; pc = &(*pc)->next) {
+		struct core *c = *pc;
+
+		if (c->vmc != vmc)
+			continue;
+		*pc = c->next;
+		ovmc_log(OVMC_LOG_INFO, COMPONENT, "the VMC of partition %u is gone", c->partition);
+		ovmc_hv_free(c->hv);
+		free(c);
+		return;
+	}
+}
+
+/* ---- readable trace ---- */
+
+static void trace(void *arg, const struct ovmc_trace_event *ev)
+{
+	char line[160];
+
+	(void)arg;
+	switch (ev->kind) {
+	case OVMC_TRACE_TO_HV:
+		ovmc_entry_format(ev->entry, line, sizeof(line));
+		ovmc_log(OVMC_LOG_INFO, "crq", "partition %u -> hv: %s", ev->partition, line);
+		break;
+	case OVMC_TRACE_TO_PARTITION:
+		ovmc_entry_format(ev->entry, line, sizeof(line));
+		ovmc_log(OVMC_LOG_INFO, "crq", "hv -> partition %u: %s", ev->partition, line);
+		break;
+	case OVMC_TRACE_RDMA:
+		ovmc_log(OVMC_LOG_INFO, "crq",
+			 "partition %u: RDMA %zu bytes %s (liobn 0x%llx ioba 0x%llx -> liobn "
+			 "0x%llx ioba 0x%llx)",
+			 ev->partition, ev->data_len,
+			 ev->to_hv ? "partition -> hv" : "hv -> partition",
+			 (unsigned long long)ev->args[1], (unsigned long long)ev->args[2],
+			 (unsigned long long)ev->args[3], (unsigned long long)ev->args[4]);
+		break;
+	case OVMC_TRACE_HCALL:
+		ovmc_log(OVMC_LOG_DEBUG, "crq", "partition %u: %s -> %s", ev->partition,
+			 ovmc_hcall_name(ev->opcode), ovmc_hcall_rc_name(ev->rc));
+		break;
+	}
+}
+
+/* ---- loop ---- */
+
+static void on_wake(void *arg, int fd, uint32_t events)
+{
+	uint64_t n;
+
+	(void)arg;
+	(void)events;
+	/* The idle hook that runs after this batch does the work. */
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		ovmc_log(OVMC_LOG_WARN, COMPONENT, "wake-up fd: %s", strerror(errno));
+}
+
+static void on_backend(void *arg, int fd, uint32_t events)
+{
+	struct hvhost *h = arg;
+
+	(void)fd;
+	(void)events;
+	h->be.dispatch(h->be.arg, ovmc_now_ns());
+}
+
+static uint64_t on_idle(void *arg, uint64_t now)
+{
+	struct hvhost *h = arg;
+	uint64_t next = OVMC_TIME_NEVER;
+
+	while (h->pending) {
+		h->pending = false;
+		for (struct core *c = h->cores; c; c = c->next)
+			ovmc_hv_poll(c->hv, now);
+	}
+	for (struct core *c = h->cores; c; c = c->next) {
+		uint64_t d = ovmc_hv_next_deadline(c->hv);
+
+		if (d <= now) {
+			ovmc_hv_handle_timer(c->hv, now);
+			d = ovmc_hv_next_deadline(c->hv);
+		}
+		if (d < next)
+			next = d;
+	}
+	return next;
+}
+
+/* ---- life cycle ---- */
+
+int hvhost_new(struct ovmc_loop *loop, const struct hvhost_config *cfg, struct hvhost **out)
+{
+	struct ovmc_machine_hooks hooks = {
+		.vmc_created = vmc_created,
+		.vmc_pending = vmc_pending,
+		.vmc_destroyed = vmc_destroyed,
+	};
+	struct ovmc_backend_env env = {.log = hv_log, .log_user = (void *)"backend"};
+	struct hvhost *h = calloc(1, sizeof(*h));
+	int rc;
+
+	if (!h)
+		return -ENOMEM;
+	h->loop = loop;
+	h->cfg = *cfg;
+	h->cfg.backend = cfg->backend ? cfg->backend : "echo";
+	h->backend_fd = -1;
+	h->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (h->wake_fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = ovmc_backend_new(h->cfg.backend, &env, &h->be);
+	if (rc) {
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "backend \"%s\": %s", h->cfg.backend,
+			 rc == -EINVAL ? "unknown or malformed specification" : ovmc_strerror(rc));
+		goto fail_logged;
+	}
+	h->have_backend = true;
+	hooks.arg = h;
+	rc = ovmc_machine_new(&hooks, &h->m);
+	if (rc)
+		goto fail;
+	if (cfg->trace)
+		ovmc_machine_set_trace(h->m, trace, h);
+	rc = ovmc_loop_add(loop, h->wake_fd, on_wake, h);
+	if (rc)
+		goto fail;
+	if (h->be.fd && h->be.dispatch && h->be.fd(h->be.arg) >= 0) {
+		rc = ovmc_loop_add(loop, h->be.fd(h->be.arg), on_backend, h);
+		if (rc)
+			goto fail;
+		h->backend_fd = h->be.fd(h->be.arg);
+	}
+	/* Last: an idle hook cannot be taken back on failure. */
+	rc = ovmc_loop_add_idle(loop, on_idle, h);
+	if (rc)
+		goto fail;
+	*out = h;
+	return 0;
+fail:
+	ovmc_log(OVMC_LOG_ERROR, COMPONENT, "cannot start the hypervisor: %s", ovmc_strerror(rc));
+fail_logged:
+	hvhost_free(h);
+	return rc;
+}
+
+void hvhost_free(struct hvhost *h)
+{
+	if (!h)
+		return;
+	if (h->backend_fd >= 0)
+		ovmc_loop_del(h->loop, h->backend_fd);
+	/* Partitions still attached take their cores with them (vmc_destroyed). */
+	ovmc_machine_free(h->m);
+	if (h->have_backend)
+		ovmc_backend_free(&h->be);
+	if (h->wake_fd >= 0) {
+		ovmc_loop_del(h->loop, h->wake_fd);
+		close(h->wake_fd);
+	}
+	free(h);
+}
+
+struct ovmc_machine *hvhost_machine(struct hvhost *h)
+{
+	return h->m;
+}
+
+int hvhost_send(struct hvhost *h, unsigned index, const void *data, size_t len)
+{
+	struct ovmc_hv_session *s;
+
+	if (!h->cores)
+		return -ENODEV;
+	s = ovmc_hv_session_at(h->cores->hv, index);
+	if (!s)
+		return -ENOTCONN;
+	return ovmc_hv_send(s, data, len);
+}
+
+void hvhost_restart(struct hvhost *h, uint8_t event)
+{
+	for (struct core *c = h->cores; c; c = c->next) {
+		ovmc_log(OVMC_LOG_INFO, COMPONENT, "restarting the VMC of partition %u (%s)",
+			 c->partition, ovmc_event_name(event));
+		ovmc_hv_restart(c->hv, event, ovmc_now_ns());
+	}
+}
+
+static void put_hex(FILE *out, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "%02x", p[i]);
+}
+
+/* The id as text too when it is printable up to its NUL padding. */
+static void put_id(FILE *out, const uint8_t *id)
+{
+	size_t n = OVMC_HMC_ID_LEN;
+
+	put_hex(out, id, OVMC_HMC_ID_LEN);
+	while (n && id[n - 1] == 0)
+		n--;
+	for (size_t i = 0; i < n; i++)
+		if (id[i] < 0x20 || id[i] > 0x7e)
+			return;
+	fprintf(out, " \"%.*s\"", (int)n, (const char *)id);
+}
+
+void hvhost_sessions(struct hvhost *h, FILE *out)
+{
+	if (!h->cores)
+		fputs("no VMC\n", out);
+	for (struct core *c = h->cores; c; c = c->next) {
+		struct ovmc_hv_pool_info pi;
+
+		for (unsigned i = 0; ovmc_hv_pool_info(c->hv, i, &pi) == 0; i++) {
+			struct ovmc_hv_session *s = ovmc_hv_session_at(c->hv, i);
+
+			fprintf(out, "partition %u index %u: ", c->partition, i);
+			if (!s) {
+				fputs("closed\n", out);
+				continue;
+			}
+			fprintf(out, "open session %u id ", ovmc_hv_session_number(s));
+			put_id(out, ovmc_hv_session_hmc_id(s));
+			fputc('\n', out);
+		}
+	}
+}
+
+void hvhost_status(struct hvhost *h, FILE *out)
+{
+	struct ovmc_machine_stats ms;
+
+	ovmc_machine_stats(h->m, &ms);
+	fprintf(out,
+		"machine: hcalls %llu hcall-errors %llu entries-to-hv %llu entries-to-partition "
+		"%llu dropped-full %llu rdma %llu rdma-bytes %llu rdma-rejected %llu\n",
+		(unsigned long long)ms.hcalls, (unsigned long long)ms.hcall_errors,
+		(unsigned long long)ms.entries_to_hv, (unsigned long long)ms.entries_to_partition,
+		(unsigned long long)ms.dropped_full, (unsigned long long)ms.rdma_ops,
+		(unsigned long long)ms.rdma_bytes, (unsigned long long)ms.rdma_rejected);
+	fprintf(out, "backend: %s\n", h->cfg.backend);
+	for (struct core *c = h->cores; c; c = c->next) {
+		enum ovmc_hv_state st = ovmc_hv_state(c->hv);
+		struct ovmc_hv_negotiated neg;
+		struct ovmc_hv_pool_info pi;
+		struct ovmc_hv_stats hs;
+
+		fprintf(out, "hv: partition %u state %s\n", c->partition, ovmc_hv_state_name(st));
+		ovmc_hv_negotiated(c->hv, &neg);
+		if (st == OVMC_HV_READY)
+			fprintf(out,
+				"  negotiated: hmcs %u pool %u mtu %u partner-crq %u "
+				"partner-version 0x%04x\n",
+				neg.max_hmcs, neg.pool_size, neg.mtu, neg.partner_crq_size,
+				neg.partner_version);
+		for (unsigned i = 0; ovmc_hv_pool_info(c->hv, i, &pi) == 0; i++) {
+			struct ovmc_hv_session *s = ovmc_hv_session_at(c->hv, i);
+
+			fprintf(out, "  index %u: ", i);
+			if (s) {
+				fprintf(out, "session %u id ", ovmc_hv_session_number(s));
+				put_id(out, ovmc_hv_session_hmc_id(s));
+			} else {
+				fputs("closed", out);
+			}
+			fprintf(out,
+				"; buffers partition %u hv-free %u pending %u absent %u "
+				"backlog %u\n",
+				pi.partition_owned, pi.hv_free, pi.pending, pi.absent, pi.backlog);
+		}
+		ovmc_hv_stats(c->hv, &hs);
+		fprintf(out,
+			"  stats: entries-in %llu entries-out %llu messages-in %llu "
+			"messages-out %llu bytes-in %llu bytes-out %llu sessions-opened %llu "
+			"sessions-closed %llu resets %llu buffers-reclaimed %llu\n",
+			(unsigned long long)hs.entries_in, (unsigned long long)hs.entries_out,
+			(unsigned long long)hs.messages_in, (unsigned long long)hs.messages_out,
+			(unsigned long long)hs.bytes_in, (unsigned long long)hs.bytes_out,
+			(unsigned long long)hs.sessions_opened,
+			(unsigned long long)hs.sessions_closed, (unsigned long long)hs.resets,
+			(unsigned long long)hs.buffers_reclaimed);
+		fprintf(out,
+			"  errors: protocol %llu (decode %llu state %llu direction %llu session "
+			"%llu buffer %llu length %llu) reserved-pad %llu send-deferred %llu "
+			"send-lost %llu\n",
+			(unsigned long long)hs.protocol_errors, (unsigned long long)hs.err_decode,
+			(unsigned long long)hs.err_state, (unsigned long long)hs.err_direction,
+			(unsigned long long)hs.err_session, (unsigned long long)hs.err_buffer,
+			(unsigned long long)hs.err_length, (unsigned long long)hs.reserved_pad,
+			(unsigned long long)hs.send_deferred, (unsigned long long)hs.send_lost);
+	}
+}

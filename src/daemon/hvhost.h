@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The hypervisor host: the emulated machine (machine.h) with a hypervisor
+ * core (hv.h) for each VMC that comes into existence, all sharing one
+ * layer-2 backend, run from the event loop. Partitions are added by the
+ * owner on hvhost_machine() (in-process or cross-process platforms).
+ */
+#ifndef OVMC_HVHOST_H
+#define OVMC_HVHOST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <openvmc/hv.h>
+#include <openvmc/machine.h>
+
+#include "loop.h"
+
+struct hvhost;
+
+struct hvhost_config {
+	struct ovmc_hv_config hv; /* for every core */
+	const char *backend;      /* specification (backend.h); NULL: "echo" */
+	bool trace;               /* one log line per CRQ entry and RDMA ("crq") */
+};
+
+/*
+ * Create the machine and the backend. Errors are logged. Returns 0,
+ * -EINVAL (unknown backend), -ENOMEM, or the backend's or loop's error.
+ */
+int hvhost_new(struct ovmc_loop *loop, const struct hvhost_config *cfg, struct hvhost **out);
+/*
+ * Free the machine (partitions still attached go with it: destroy
+ * in-process platforms first) and the backend. Only once the loop no
+ * longer runs. NULL is ignored.
+ */
+void hvhost_free(struct hvhost *h);
+struct ovmc_machine *hvhost_machine(struct hvhost *h);
+
+/*
+ * Queue an unsolicited message on the open session at HMC `index` of the
+ * first VMC. Returns 0, -ENODEV (no VMC yet), -ENOTCONN (no open session
+ * there), -EMSGSIZE, -ENOBUFS (ovmc_hv_send()).
+ */
+int hvhost_send(struct hvhost *h, unsigned index, const void *data, size_t len);
+/* ovmc_hv_restart() on every VMC; `event` is the transport event code. */
+void hvhost_restart(struct hvhost *h, uint8_t event);
+/* One line per HMC index of every VMC: the open session, its number and id (hex). */
+void hvhost_sessions(struct hvhost *h, FILE *out);
+/* Machine counters and, per VMC, state, negotiated values, sessions, pools, counters. */
+void hvhost_status(struct hvhost *h, FILE *out);
+
+#endif

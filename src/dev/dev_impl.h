@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Inside the device front-end: the state shared by the FUSE mode (dev.c)
+ * and the CUSE mode (cuse.c), and the request handlers both use.
+ */
+#ifndef OVMC_DEV_IMPL_H
+#define OVMC_DEV_IMPL_H
+
+#include "dev.h"
+
+#include <fuse_lowlevel.h>
+#include <stdint.h>
+#include <time.h>
+
+/* A read() waiting for a message, answered in arrival order. */
+struct parked_read {
+	fuse_req_t req;
+	size_t size;
+	struct dev_file *file;
+	struct parked_read *prev, *next;
+};
+
+/* One open file description. */
+struct dev_file {
+	struct ovmc_dev *dev;
+	struct ovmc_drv_file *drv_file;
+	struct fuse_pollhandle *ph; /* the latest poll waiter, if any */
+	struct parked_read *parked_head, *parked_tail;
+	bool queued; /* on the dev's list of files whose reads may complete */
+	struct dev_file *queue_next;
+	struct dev_file *prev, *next; /* every open file */
+};
+
+struct ovmc_dev_stats {
+	uint64_t opens, releases;
+	uint64_t reads, writes, ioctls, polls;
+	uint64_t parked, interrupted, poll_notifies;
+};
+
+struct ovmc_dev {
+	struct ovmc_dev_config cfg;
+	char *path; /* owned copies of the configured strings */
+	char *cuse_name;
+	struct ovmc_drv *drv;
+	struct fuse_session *se;
+	struct fuse_buf buf;
+	int fd;
+	bool created; /* ovmc_dev_new() created the file at path */
+	bool mounted;
+	bool gone;
+	uid_t uid;
+	gid_t gid;
+	struct timespec birth, mtime;
+	struct dev_file *files;
+	unsigned n_files;
+	struct dev_file *ready_head, *ready_tail;
+	uint8_t *rbuf; /* one message, for read() */
+	struct ovmc_dev_stats stats;
+};
+
+/* Largest read() the driver can satisfy (its MTU limit). */
+#define OVMC_DEV_MAX_READ 65536u
+
+/* Shared request handlers (FUSE and CUSE). */
+void ovmc_dev_op_open(fuse_req_t req, struct fuse_file_info *fi);
+void ovmc_dev_op_read(fuse_req_t req, size_t size, struct fuse_file_info *fi);
+void ovmc_dev_op_write(fuse_req_t req, const char *buf, size_t size, struct fuse_file_info *fi);
+void ovmc_dev_op_flush(fuse_req_t req, struct fuse_file_info *fi);
+void ovmc_dev_op_release(fuse_req_t req, struct fuse_file_info *fi);
+void ovmc_dev_op_ioctl(fuse_req_t req, unsigned int cmd, void *arg, struct fuse_file_info *fi,
+		       unsigned flags, const void *in_buf, size_t in_bufsz, size_t out_bufsz);
+void ovmc_dev_op_poll(fuse_req_t req, struct fuse_file_info *fi, struct fuse_pollhandle *ph);
+
+/* CUSE mode set-up (cuse.c): creates dev->se and dev->fd. */
+int ovmc_dev_cuse_start(struct ovmc_dev *dev);
+
+#endif

@@ -1,0 +1,552 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * devclient: an application of the kind written for Linux's /dev/ibmvmc,
+ * used by the device tests (device_test.c) against openvmc's device file.
+ * It touches the device only through open, ioctl, read, write, poll and
+ * close (and two threads for one scenario), so it would run unchanged
+ * against the kernel driver.
+ *
+ *   devclient SCENARIO PATH [ARGS]
+ *
+ * Each scenario checks one behaviour of the ABI (PROTOCOL.md 5.4), prints
+ * what it saw on stdout and exits 0 when everything matched, 1 with a
+ * message on stderr otherwise, 2 for bad usage. An ID argument is text
+ * (padded with NULs to 32 bytes) or "hex:" and 64 hex digits.
+ */
+#include <openvmc/ibmvmc.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#define READY_STATE 3
+#define WAIT_READY_MS 10000
+#define BUSY_RETRY_MS 10000
+
+/* QUERY in the other encoding: generic and powerpc differ (PROTOCOL.md 5.3). */
+#define FOREIGN_QUERY (VMC_IOCTL_QUERY == 0x800CCC01u ? 0x400CCC01u : 0x800CCC01u)
+
+static const char *scenario = "devclient";
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "devclient %s: ", scenario);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+static const char *ename(int err)
+{
+	const char *n = strerrorname_np(err);
+
+	return n ? n : "E?";
+}
+
+static void sleep_ms(int ms)
+{
+	poll(NULL, 0, ms);
+}
+
+/* Expect a call (its result passed in, errno still set) to have failed with `want`. */
+static int expect_errno(const char *what, long rc, int want)
+{
+	int err = errno;
+
+	if (rc >= 0)
+		return fail("%s: succeeded (%ld), expected %s", what, rc, ename(want));
+	if (err != want)
+		return fail("%s: %s, expected %s", what, ename(err), ename(want));
+	printf("%s: %s\n", what, ename(err));
+	return 0;
+}
+
+static int parse_id(const char *s, uint8_t id[HMC_ID_LEN])
+{
+	memset(id, 0, HMC_ID_LEN);
+	if (strncmp(s, "hex:", 4) == 0) {
+		s += 4;
+		if (strlen(s) != 2 * HMC_ID_LEN)
+			return -1;
+		for (int i = 0; i < HMC_ID_LEN; i++) {
+			unsigned v;
+
+			if (sscanf(s + 2 * i, "%2x", &v) != 1)
+				return -1;
+			id[i] = (uint8_t)v;
+		}
+		return 0;
+	}
+	if (strlen(s) > HMC_ID_LEN)
+		return -1;
+	memcpy(id, s, strlen(s));
+	return 0;
+}
+
+static int open_dev(const char *path, int flags)
+{
+	int fd = open(path, flags);
+
+	if (fd < 0)
+		fail("open %s: %s", path, strerror(errno));
+	return fd;
+}
+
+static int query(int fd, struct ibmvmc_query_struct *q)
+{
+	return ioctl(fd, VMC_IOCTL_QUERY, q);
+}
+
+static int wait_ready(int fd)
+{
+	struct ibmvmc_query_struct q;
+
+	for (int ms = 0; ms < WAIT_READY_MS; ms += 10) {
+		if (query(fd, &q) != 0)
+			return fail("QUERY: %s", strerror(errno));
+		if (q.state == READY_STATE)
+			return 0;
+		sleep_ms(10);
+	}
+	return fail("the channel did not become ready (state %d)", q.state);
+}
+
+/*
+ * SETHMCID with the id placed across a page boundary: the daemon must
+ * fetch all 32 bytes from two pages.
+ */
+static int set_id(int fd, const uint8_t id[HMC_ID_LEN])
+{
+	static uint8_t pages[2 * 4096] __attribute__((aligned(4096)));
+	uint8_t *p = pages + 4096 - HMC_ID_LEN / 2;
+
+	memcpy(p, id, HMC_ID_LEN);
+	return ioctl(fd, VMC_IOCTL_SETHMCID, p);
+}
+
+/* Write one message; EBUSY (open not complete, no free buffer) is retried. */
+static ssize_t write_msg(int fd, const void *buf, size_t len, unsigned *busy)
+{
+	for (int ms = 0;; ms++) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n >= 0 || errno != EBUSY || ms == BUSY_RETRY_MS)
+			return n;
+		if (busy)
+			(*busy)++;
+		sleep_ms(1);
+	}
+}
+
+/* open + wait for READY + SETHMCID. Returns the fd or -1. */
+static int open_session(const char *path, const char *id_arg, int flags)
+{
+	uint8_t id[HMC_ID_LEN];
+	int fd;
+
+	if (parse_id(id_arg, id)) {
+		fail("bad id \"%s\"", id_arg);
+		return -1;
+	}
+	fd = open_dev(path, flags);
+	if (fd < 0)
+		return -1;
+	if (wait_ready(fd)) {
+		close(fd);
+		return -1;
+	}
+	/* Right after another session closed, its connection may still be
+	 * closing (EBUSY) or waiting for its first buffer (ENOBUFS). */
+	for (int ms = 0; set_id(fd, id) != 0; ms += 5) {
+		if ((errno != EBUSY && errno != ENOBUFS) || ms >= BUSY_RETRY_MS) {
+			fail("SETHMCID: %s", ename(errno));
+			close(fd);
+			return -1;
+		}
+		sleep_ms(5);
+	}
+	return fd;
+}
+
+static void fill(uint8_t *buf, size_t len, unsigned seed)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(seed * 131u + len * 7u + i * 13u + (i >> 8));
+}
+
+/* Send `len` bytes and check the echo byte for byte. */
+static int round_trip(int fd, size_t len, unsigned seed, unsigned *busy)
+{
+	static uint8_t out[65536], in[65536];
+	ssize_t n;
+
+	fill(out, len, seed);
+	n = write_msg(fd, out, len, busy);
+	if (n != (ssize_t)len)
+		return fail("write of %zu bytes: %s", len, n < 0 ? ename(errno) : "short");
+	memset(in, 0, len);
+	n = read(fd, in, len);
+	if (n != (ssize_t)len)
+		return fail("read of %zu bytes: %s (%zd)", len, n < 0 ? ename(errno) : "short", n);
+	if (memcmp(in, out, len) != 0)
+		return fail("echo of %zu bytes differs", len);
+	return 0;
+}
+
+static unsigned seed_of(const char *id_arg)
+{
+	unsigned s = 0;
+
+	for (const char *p = id_arg; *p; p++)
+		s = s * 31u + (unsigned char)*p;
+	return s;
+}
+
+/* ---- scenarios ---- */
+
+static int do_query(const char *path, char **args)
+{
+	struct ibmvmc_query_struct q;
+	int fd = open_dev(path, O_RDWR);
+
+	(void)args;
+	if (fd < 0)
+		return 1;
+	if (query(fd, &q) != 0)
+		return fail("QUERY: %s", ename(errno));
+	printf("have_vmc %d state %d drc 0x%08x\n", q.have_vmc, q.state, (unsigned)q.vmc_drc_index);
+	close(fd);
+	return 0;
+}
+
+static int do_wait_ready(const char *path, char **args)
+{
+	int fd = open_dev(path, O_RDWR);
+	int rc;
+
+	(void)args;
+	if (fd < 0)
+		return 1;
+	rc = wait_ready(fd);
+	if (!rc)
+		printf("ready\n");
+	close(fd);
+	return rc;
+}
+
+static int do_requestvmc(const char *path, char **args)
+{
+	uint32_t drc = 0;
+	int fd = open_dev(path, O_RDWR);
+
+	(void)args;
+	if (fd < 0)
+		return 1;
+	if (ioctl(fd, VMC_IOCTL_REQUESTVMC, &drc) != 0) {
+		printf("requestvmc %s\n", ename(errno));
+		close(fd);
+		return 1;
+	}
+	printf("requestvmc 0 drc 0x%08x\n", drc);
+	close(fd);
+	return 0;
+}
+
+/* ID FROM TO: open, then echo every size FROM..TO. */
+static int do_echo(const char *path, char **args)
+{
+	unsigned busy = 0, seed = seed_of(args[0]);
+	long from = atol(args[1]), to = atol(args[2]);
+	int fd = open_session(path, args[0], O_RDWR);
+
+	if (fd < 0)
+		return 1;
+	if (from < 1 || to < from || to > 65536)
+		return fail("bad sizes %ld..%ld", from, to);
+	for (long len = from; len <= to; len++) {
+		if (round_trip(fd, (size_t)len, seed, &busy))
+			return 1;
+		if (len == from)
+			printf("open complete after %u EBUSY\n", busy);
+	}
+	printf("echoed %ld..%ld\n", from, to);
+	close(fd);
+	return 0;
+}
+
+static int do_nosession(const char *path, char **args)
+{
+	char buf[16] = "x";
+	int fd = open_dev(path, O_RDWR);
+	int rc = 0;
+
+	(void)args;
+	if (fd < 0)
+		return 1;
+	rc |= expect_errno("write before SETHMCID", write(fd, buf, 1), EIO);
+	rc |= expect_errno("read before SETHMCID", read(fd, buf, sizeof(buf)), EIO);
+	close(fd);
+	return rc;
+}
+
+static int do_twice(const char *path, char **args)
+{
+	uint8_t id[HMC_ID_LEN];
+	int fd = open_session(path, args[0], O_RDWR);
+	int rc;
+
+	if (fd < 0)
+		return 1;
+	parse_id(args[0], id);
+	rc = expect_errno("second SETHMCID", set_id(fd, id), EIO);
+	close(fd);
+	return rc;
+}
+
+/* ID1 ID2: a second session while the only HMC connection is in use. */
+static int do_busy(const char *path, char **args)
+{
+	uint8_t id[HMC_ID_LEN];
+	int fd1 = open_session(path, args[0], O_RDWR);
+	int fd2, rc;
+
+	if (fd1 < 0)
+		return 1;
+	if (parse_id(args[1], id))
+		return fail("bad id");
+	fd2 = open_dev(path, O_RDWR);
+	if (fd2 < 0)
+		return 1;
+	rc = expect_errno("SETHMCID on a second fd", set_id(fd2, id), EBUSY);
+	close(fd2);
+	close(fd1);
+	return rc;
+}
+
+static int do_badioctl(const char *path, char **args)
+{
+	struct ibmvmc_query_struct q, q2;
+	int arg = 0;
+	int fd = open_dev(path, O_RDWR);
+	int rc = 0;
+
+	(void)args;
+	if (fd < 0)
+		return 1;
+	rc |= expect_errno("ioctl _IO(0xCC, 3)", ioctl(fd, _IO(VMC_BASE, 0x03)), EINVAL);
+	rc |= expect_errno("ioctl _IOR(0xCC, 0x7f, int)", ioctl(fd, _IOR(VMC_BASE, 0x7f, int), &arg), EINVAL);
+	rc |= expect_errno("ioctl TCGETS-like 0x5401", ioctl(fd, 0x5401, &arg), EINVAL);
+	/* The other architecture's QUERY number works the same. */
+	if (query(fd, &q) != 0 || ioctl(fd, FOREIGN_QUERY, &q2) != 0)
+		rc |= fail("QUERY: %s", ename(errno));
+	else if (memcmp(&q, &q2, sizeof(q)) != 0)
+		rc |= fail("foreign QUERY differs: state %d vs %d", q2.state, q.state);
+	else
+		printf("foreign QUERY: state %d\n", q2.state);
+	close(fd);
+	return rc;
+}
+
+/* ID MTU */
+static int do_mtu(const char *path, char **args)
+{
+	size_t mtu = (size_t)atol(args[1]);
+	uint8_t *buf = calloc(1, mtu + 1);
+	int fd = open_session(path, args[0], O_RDWR);
+	int rc = 0;
+
+	if (fd < 0 || !buf || mtu < 1)
+		return 1;
+	if (round_trip(fd, 1, 1, NULL))
+		return 1;
+	rc |= expect_errno("write of MTU+1", write(fd, buf, mtu + 1), EIO);
+	rc |= expect_errno("read with MTU+1", read(fd, buf, mtu + 1), EINVAL);
+	rc |= round_trip(fd, mtu, 2, NULL);
+	if (!rc)
+		printf("MTU round trip ok\n");
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+static int do_nonblock(const char *path, char **args)
+{
+	char buf[64];
+	int fd = open_session(path, args[0], O_RDWR | O_NONBLOCK);
+	int rc;
+
+	if (fd < 0)
+		return 1;
+	rc = expect_errno("O_NONBLOCK read, nothing queued", read(fd, buf, sizeof(buf)), EAGAIN);
+	close(fd);
+	return rc;
+}
+
+static int do_poll(const char *path, char **args)
+{
+	int fd = open_session(path, args[0], O_RDWR);
+	struct pollfd p = {.events = POLLIN};
+	char buf[64];
+	int n;
+
+	if (fd < 0)
+		return 1;
+	p.fd = fd;
+	/* Open completed and nothing queued: no POLLIN. */
+	if (write_msg(fd, "first", 5, NULL) != 5 || read(fd, buf, sizeof(buf)) != 5)
+		return fail("first round trip: %s", ename(errno));
+	n = poll(&p, 1, 300);
+	if (n != 0)
+		return fail("poll with nothing queued: %d (revents 0x%x), expected a timeout", n,
+			    p.revents);
+	printf("poll with nothing queued: timeout\n");
+	if (write_msg(fd, "second", 6, NULL) != 6)
+		return fail("write: %s", ename(errno));
+	n = poll(&p, 1, 5000);
+	if (n != 1 || !(p.revents & POLLIN))
+		return fail("poll with a message queued: %d (revents 0x%x)", n, p.revents);
+	printf("poll with a message queued: POLLIN\n");
+	if (read(fd, buf, sizeof(buf)) != 6)
+		return fail("read: %s", ename(errno));
+	n = poll(&p, 1, 200);
+	if (n != 0)
+		return fail("poll after reading: %d (revents 0x%x)", n, p.revents);
+	printf("poll after reading: timeout\n");
+	close(fd);
+	return 0;
+}
+
+/* Print "open", then block in read() until a message comes (or forever). */
+static int do_recv(const char *path, char **args)
+{
+	uint8_t buf[4096];
+	int fd = open_session(path, args[0], O_RDWR);
+	ssize_t n;
+
+	if (fd < 0)
+		return 1;
+	printf("open\n");
+	fflush(stdout);
+	n = read(fd, buf, sizeof(buf));
+	if (n < 0) {
+		printf("read %s\n", ename(errno));
+		return fail("read: %s", ename(errno));
+	}
+	printf("got ");
+	for (ssize_t i = 0; i < n; i++)
+		printf("%02x", buf[i]);
+	printf("\n");
+	close(fd);
+	return 0;
+}
+
+/* Open the session (proven by one echo), print "open", wait for stdin EOF. */
+static int do_session(const char *path, char **args)
+{
+	char c;
+	int fd = open_session(path, args[0], O_RDWR);
+
+	if (fd < 0 || round_trip(fd, 8, 3, NULL))
+		return 1;
+	printf("open\n");
+	fflush(stdout);
+	while (read(STDIN_FILENO, &c, 1) > 0)
+		;
+	close(fd);
+	return 0;
+}
+
+struct reader {
+	int fd;
+	ssize_t n;
+	int err;
+	uint8_t buf[256];
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+
+	r->n = read(r->fd, r->buf, sizeof(r->buf));
+	r->err = errno;
+	return NULL;
+}
+
+/* One thread blocked in read() while another writes on the same fd. */
+static int do_threads(const char *path, char **args)
+{
+	static const char msg[] = "written while another thread reads";
+	struct reader r = {0};
+	pthread_t t;
+	int fd = open_session(path, args[0], O_RDWR);
+
+	if (fd < 0 || round_trip(fd, 4, 4, NULL))
+		return 1;
+	r.fd = fd;
+	if (pthread_create(&t, NULL, reader_main, &r))
+		return fail("pthread_create");
+	sleep_ms(300); /* let the reader block first */
+	if (write_msg(fd, msg, sizeof(msg), NULL) != (ssize_t)sizeof(msg))
+		return fail("write while a read blocks: %s", ename(errno));
+	printf("write completed while the reader was blocked\n");
+	pthread_join(t, NULL);
+	if (r.n != (ssize_t)sizeof(msg) || memcmp(r.buf, msg, sizeof(msg)) != 0)
+		return fail("reader got %zd bytes (%s)", r.n, r.n < 0 ? ename(r.err) : "data");
+	printf("reader got the echo\n");
+	close(fd);
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int nargs;
+	const char *usage;
+	int (*fn)(const char *path, char **args);
+} scenarios[] = {
+	{"query", 0, "", do_query},
+	{"wait-ready", 0, "", do_wait_ready},
+	{"requestvmc", 0, "", do_requestvmc},
+	{"echo", 3, "ID FROM TO", do_echo},
+	{"nosession", 0, "", do_nosession},
+	{"twice", 1, "ID", do_twice},
+	{"busy", 2, "ID1 ID2", do_busy},
+	{"badioctl", 0, "", do_badioctl},
+	{"mtu", 2, "ID MTU", do_mtu},
+	{"nonblock", 1, "ID", do_nonblock},
+	{"poll", 1, "ID", do_poll},
+	{"recv", 1, "ID", do_recv},
+	{"session", 1, "ID", do_session},
+	{"threads", 1, "ID", do_threads},
+};
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (size_t i = 0; argc >= 3 && i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
+		if (strcmp(argv[1], scenarios[i].name) != 0)
+			continue;
+		if (argc != 3 + scenarios[i].nargs)
+			break;
+		scenario = argv[1];
+		return scenarios[i].fn(argv[2], argv + 3);
+	}
+	fputs("usage: devclient SCENARIO PATH [ARGS]\n", stderr);
+	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
+		fprintf(stderr, "  %s PATH %s\n", scenarios[i].name, scenarios[i].usage);
+	return 2;
+}

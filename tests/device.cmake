@@ -1,0 +1,16 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The device front-end end to end: the openvmc program serving its FUSE
+# file, exercised by devclient (device ABI only) and the control socket.
+# Needs root and /dev/fuse.
+find_package(Threads REQUIRED)
+add_executable(devclient devclient.c)
+target_include_directories(devclient PRIVATE ${PROJECT_SOURCE_DIR}/include)
+target_link_libraries(devclient PRIVATE Threads::Threads)
+
+ovmc_test(device SOURCES device_test.c LABELS fuse)
+target_compile_definitions(device_test PRIVATE
+  OPENVMC_BIN="$<TARGET_FILE:openvmc_run>"
+  DEVCLIENT_BIN="$<TARGET_FILE:devclient>")
+add_dependencies(device_test openvmc_run devclient)
+# /dev/ibmvmc is one path for the whole machine.
+set_tests_properties(device.device_at_dev_ibmvmc PROPERTIES RESOURCE_LOCK dev_ibmvmc)
