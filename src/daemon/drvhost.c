@@ -4,6 +4,8 @@
 
 #include "log.h"
 
+#include <openvmc/capture.h>
+
 #include <errno.h>
 #include <stdlib.h>
 
@@ -16,6 +18,10 @@ struct drvhost {
 	struct ovmc_dev *dev;
 	int irq_fd; /* watched by the loop, -1 while the platform is lost */
 	bool lost;
+	bool trace;
+	const char *capture_path;
+	struct ovmc_capture *capture;
+	bool capture_failed;
 };
 
 static void __attribute__((format(printf, 3, 0)))
@@ -31,6 +37,19 @@ static void drv_file_event(void *user, struct ovmc_drv_file *f, unsigned events)
 
 	if (h->dev)
 		ovmc_dev_file_event(h->dev, f, events);
+}
+
+static void drv_trace(void *user, const struct ovmc_trace_event *ev)
+{
+	struct drvhost *h = user;
+
+	if (h->trace)
+		ovmc_log_trace_event(ev);
+	if (h->capture && ovmc_capture_event(h->capture, ev) && !h->capture_failed) {
+		h->capture_failed = true;
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "capture %s: write failed; records are lost",
+			 h->capture_path);
+	}
 }
 
 static void on_irq(void *arg, int fd, uint32_t events)
@@ -80,8 +99,7 @@ static int watch_irq(struct drvhost *h)
 }
 
 int drvhost_new(struct ovmc_loop *loop, struct ovmc_platform *plat,
-		const struct ovmc_drv_config *drv_cfg, const struct ovmc_dev_config *dev_cfg,
-		struct drvhost **out)
+		const struct drvhost_config *cfg, struct drvhost **out)
 {
 	struct ovmc_drv_callbacks cbs = {.file_event = drv_file_event, .log = drv_log};
 	struct drvhost *h = calloc(1, sizeof(*h));
@@ -92,7 +110,19 @@ int drvhost_new(struct ovmc_loop *loop, struct ovmc_platform *plat,
 	h->loop = loop;
 	h->plat = plat;
 	h->irq_fd = -1;
-	rc = ovmc_drv_new(drv_cfg, plat, &cbs, h, &h->drv);
+	h->trace = cfg->trace;
+	h->capture_path = cfg->capture;
+	if (cfg->capture) {
+		rc = ovmc_capture_open(cfg->capture, OVMC_CAPTURE_PARTITION, &h->capture);
+		if (rc) {
+			ovmc_log(OVMC_LOG_ERROR, COMPONENT, "capture %s: %s", cfg->capture,
+				 ovmc_strerror(rc));
+			goto fail;
+		}
+	}
+	if (cfg->trace || cfg->capture)
+		cbs.trace = drv_trace;
+	rc = ovmc_drv_new(&cfg->drv, plat, &cbs, h, &h->drv);
 	if (rc) {
 		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "cannot create the driver: %s",
 			 ovmc_strerror(rc));
@@ -100,7 +130,7 @@ int drvhost_new(struct ovmc_loop *loop, struct ovmc_platform *plat,
 	}
 	ovmc_drv_set_log_level(h->drv, ovmc_log_get_level());
 	/* It logs its own errors, with the path and the cause. */
-	rc = ovmc_dev_new(dev_cfg, h->drv, &h->dev);
+	rc = ovmc_dev_new(&cfg->dev, h->drv, &h->dev);
 	if (rc)
 		goto fail;
 	rc = watch_irq(h);
@@ -139,6 +169,8 @@ void drvhost_free(struct drvhost *h)
 	if (h->irq_fd >= 0)
 		ovmc_loop_del(h->loop, h->irq_fd);
 	ovmc_drv_free(h->drv);
+	if (h->capture && ovmc_capture_close(h->capture))
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "capture %s: incomplete", h->capture_path);
 	free(h);
 }
 

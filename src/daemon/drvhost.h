@@ -19,15 +19,22 @@
 
 struct drvhost;
 
+struct drvhost_config {
+	struct ovmc_drv_config drv;
+	struct ovmc_dev_config dev;
+	bool trace;          /* one log line per CRQ entry and RDMA, as the driver sees them */
+	const char *capture; /* pcapng file of the driver's side, or NULL */
+};
+
 /*
  * Create the driver on `plat` (not owned; it must outlive the host or be
  * declared lost first), start it (probe, INIT) and serve the device.
  * Errors are logged. Returns 0, or the negative code of ovmc_drv_new(),
- * ovmc_drv_start(), ovmc_dev_new() or the loop.
+ * ovmc_drv_start(), ovmc_dev_new(), the capture file or the loop.
  */
 int drvhost_new(struct ovmc_loop *loop, struct ovmc_platform *plat,
-		const struct ovmc_drv_config *drv_cfg, const struct ovmc_dev_config *dev_cfg,
-		struct drvhost **out);
+		const struct drvhost_config *cfg, struct drvhost **out);
+
 /*
  * Unmount the device (closing its files), free the driver. Only once the
  * loop no longer runs: its idle hook cannot be removed. NULL is ignored.

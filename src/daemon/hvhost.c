@@ -5,6 +5,7 @@
 #include "log.h"
 
 #include <openvmc/backend.h>
+#include <openvmc/capture.h>
 #include <openvmc/platform.h>
 #include <openvmc/wire.h>
 
@@ -36,6 +37,8 @@ struct hvhost {
 	 * even when the entry was sent from another idle hook. */
 	bool pending;
 	int wake_fd;
+	struct ovmc_capture *capture;
+	bool capture_failed;
 };
 
 static void __attribute__((format(printf, 3, 0)))
@@ -104,35 +107,18 @@ static void vmc_destroyed(void *arg, struct ovmc_vmc *vmc)
 	}
 }
 
-/* ---- readable trace ---- */
+/* ---- trace: readable lines and a capture file ---- */
 
 static void trace(void *arg, const struct ovmc_trace_event *ev)
 {
-	char line[160];
+	struct hvhost *h = arg;
 
-	(void)arg;
-	switch (ev->kind) {
-	case OVMC_TRACE_TO_HV:
-		ovmc_entry_format(ev->entry, line, sizeof(line));
-		ovmc_log(OVMC_LOG_INFO, "crq", "partition %u -> hv: %s", ev->partition, line);
-		break;
-	case OVMC_TRACE_TO_PARTITION:
-		ovmc_entry_format(ev->entry, line, sizeof(line));
-		ovmc_log(OVMC_LOG_INFO, "crq", "hv -> partition %u: %s", ev->partition, line);
-		break;
-	case OVMC_TRACE_RDMA:
-		ovmc_log(OVMC_LOG_INFO, "crq",
-			 "partition %u: RDMA %zu bytes %s (liobn 0x%llx ioba 0x%llx -> liobn "
-			 "0x%llx ioba 0x%llx)",
-			 ev->partition, ev->data_len,
-			 ev->to_hv ? "partition -> hv" : "hv -> partition",
-			 (unsigned long long)ev->args[1], (unsigned long long)ev->args[2],
-			 (unsigned long long)ev->args[3], (unsigned long long)ev->args[4]);
-		break;
-	case OVMC_TRACE_HCALL:
-		ovmc_log(OVMC_LOG_DEBUG, "crq", "partition %u: %s -> %s", ev->partition,
-			 ovmc_hcall_name(ev->opcode), ovmc_hcall_rc_name(ev->rc));
-		break;
+	if (h->cfg.trace)
+		ovmc_log_trace_event(ev);
+	if (h->capture && ovmc_capture_event(h->capture, ev) && !h->capture_failed) {
+		h->capture_failed = true;
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "capture %s: write failed; records are lost",
+			 h->cfg.capture);
 	}
 }
 
@@ -216,7 +202,15 @@ int hvhost_new(struct ovmc_loop *loop, const struct hvhost_config *cfg, struct h
 	rc = ovmc_machine_new(&hooks, &h->m);
 	if (rc)
 		goto fail;
-	if (cfg->trace)
+	if (cfg->capture) {
+		rc = ovmc_capture_open(cfg->capture, OVMC_CAPTURE_HYPERVISOR, &h->capture);
+		if (rc) {
+			ovmc_log(OVMC_LOG_ERROR, COMPONENT, "capture %s: %s", cfg->capture,
+				 ovmc_strerror(rc));
+			goto fail_logged;
+		}
+	}
+	if (cfg->trace || cfg->capture)
 		ovmc_machine_set_trace(h->m, trace, h);
 	rc = ovmc_loop_add(loop, h->wake_fd, on_wake, h);
 	if (rc)
@@ -254,6 +248,8 @@ void hvhost_free(struct hvhost *h)
 		ovmc_loop_del(h->loop, h->wake_fd);
 		close(h->wake_fd);
 	}
+	if (h->capture && ovmc_capture_close(h->capture))
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "capture %s: incomplete", h->cfg.capture);
 	free(h);
 }
 

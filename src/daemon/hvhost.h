@@ -23,6 +23,7 @@ struct hvhost_config {
 	struct ovmc_hv_config hv; /* for every core */
 	const char *backend;      /* specification (backend.h); NULL: "echo" */
 	bool trace;               /* one log line per CRQ entry and RDMA ("crq") */
+	const char *capture;      /* pcapng file of every CRQ entry and RDMA, or NULL */
 };
 
 /*

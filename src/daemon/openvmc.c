@@ -16,6 +16,7 @@
 #include "hvhost.h"
 #include "log.h"
 #include "loop.h"
+#include "opts.h"
 
 #include <openvmc/common.h>
 #include <openvmc/machine.h>
@@ -33,7 +34,6 @@
 #include <unistd.h>
 
 #define DEVICE_NAME "ibmvmc"
-#define MAX_CREATED_DIRS 32
 
 struct options {
 	const char *device;
@@ -46,6 +46,7 @@ struct options {
 	bool no_vmc;
 	long request_vmc_rc;
 	const char *control;
+	const char *capture;
 	enum ovmc_log_level log_level;
 	bool cuse;
 };
@@ -71,88 +72,12 @@ static void usage(FILE *out)
 	      "  -b, --backend SPEC       layer-2 backend (echo)\n"
 	      "  -c, --control PATH       control socket (status, sessions, send, restart)\n"
 	      "  -t, --trace              log every CRQ entry and RDMA in readable form\n"
+	      "  -w, --capture FILE       write every CRQ entry and RDMA to a pcapng file\n"
 	      "  -l, --log-level LEVEL    error, warn, info (default), debug or trace\n"
 	      "  -C, --cuse               serve a CUSE character device instead of a FUSE file\n"
 	      "  -h, --help               this text\n"
 	      "  -V, --version            the version\n",
 	      out);
-}
-
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("openvmc: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\nTry 'openvmc --help'.\n", stderr);
-	return 2;
-}
-
-static bool parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 0);
-	if (errno || end == s || *end || *s == '-' || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
-static bool parse_group(const char *s, gid_t *out)
-{
-	unsigned long v;
-	struct group *g;
-
-	if (parse_uint(s, 0, UINT_MAX - 1, &v)) {
-		*out = (gid_t)v;
-		return true;
-	}
-	g = getgrnam(s);
-	if (!g)
-		return false;
-	*out = g->gr_gid;
-	return true;
-}
-
-static bool rc_is(long rc, const char *want)
-{
-	const char *name = ovmc_hcall_rc_name(rc);
-
-	return strcmp(name, "H_?") != 0 && strcasecmp(name + 2, want) == 0;
-}
-
-/* "H_AUTHORITY", "authority" or a number. */
-static bool parse_hcall_rc(const char *s, long *out)
-{
-	const char *want = strncasecmp(s, "H_", 2) == 0 ? s + 2 : s;
-	char *end;
-	long v;
-
-	for (long rc = -64; rc <= 64; rc++) {
-		if (rc_is(rc, want)) {
-			*out = rc;
-			return true;
-		}
-	}
-	for (long rc = OVMC_H_LONG_BUSY_ORDER_1_MSEC; rc <= OVMC_H_LONG_BUSY_ORDER_100_SEC; rc++) {
-		if (rc_is(rc, want)) {
-			*out = rc;
-			return true;
-		}
-	}
-	errno = 0;
-	v = strtol(s, &end, 0);
-	if (errno || end == s || *end)
-		return false;
-	*out = v;
-	return true;
 }
 
 /* Returns -1 to go on, or the exit status. */
@@ -171,6 +96,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{"backend", required_argument, NULL, 'b'},
 		{"control", required_argument, NULL, 'c'},
 		{"trace", no_argument, NULL, 't'},
+		{"capture", required_argument, NULL, 'w'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"cuse", no_argument, NULL, 'C'},
 		{"help", no_argument, NULL, 'h'},
@@ -180,49 +106,46 @@ static int parse_options(int argc, char **argv, struct options *o)
 	unsigned long v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "d:m:g:n:p:u:q:NR:b:c:tl:ChV", longs, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:m:g:n:p:u:q:NR:b:c:tw:l:ChV", longs, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			o->device = optarg;
 			break;
 		case 'm':
-			errno = 0;
-			v = strtoul(optarg, NULL, 8);
-			if (errno || !*optarg || optarg[strspn(optarg, "01234567")] || v > 07777)
-				return usage_error("bad mode \"%s\" (octal, e.g. 0660)", optarg);
-			o->mode = (mode_t)v;
+			if (!opts_mode(optarg, &o->mode))
+				return opts_usage_error("bad mode \"%s\" (octal, e.g. 0660)", optarg);
 			break;
 		case 'g':
-			if (!parse_group(optarg, &o->gid))
-				return usage_error("unknown group \"%s\"", optarg);
+			if (!opts_group(optarg, &o->gid))
+				return opts_usage_error("unknown group \"%s\"", optarg);
 			o->set_gid = true;
 			break;
 		case 'n':
-			if (!parse_uint(optarg, 1, 255, &v))
-				return usage_error("--hmcs takes 1..255, not \"%s\"", optarg);
+			if (!opts_uint(optarg, 1, 255, &v))
+				return opts_usage_error("--hmcs takes 1..255, not \"%s\"", optarg);
 			o->drv.max_hmcs = o->hv.hv.max_hmcs = (uint8_t)v;
 			break;
 		case 'p':
-			if (!parse_uint(optarg, 1, 1024, &v))
-				return usage_error("--pool takes 1..1024, not \"%s\"", optarg);
+			if (!opts_uint(optarg, 1, 1024, &v))
+				return opts_usage_error("--pool takes 1..1024, not \"%s\"", optarg);
 			o->drv.pool_size = o->hv.hv.pool_size = (uint16_t)v;
 			break;
 		case 'u':
-			if (!parse_uint(optarg, 32, 65536, &v))
-				return usage_error("--mtu takes 32..65536, not \"%s\"", optarg);
+			if (!opts_uint(optarg, 32, 65536, &v))
+				return opts_usage_error("--mtu takes 32..65536, not \"%s\"", optarg);
 			o->drv.max_mtu = o->hv.hv.mtu = (uint32_t)v;
 			break;
 		case 'q':
-			if (!parse_uint(optarg, 2, 65535, &v))
-				return usage_error("--hv-crq takes 2..65535, not \"%s\"", optarg);
+			if (!opts_uint(optarg, 2, 65535, &v))
+				return opts_usage_error("--hv-crq takes 2..65535, not \"%s\"", optarg);
 			o->hv.hv.crq_size = (uint16_t)v;
 			break;
 		case 'N':
 			o->no_vmc = true;
 			break;
 		case 'R':
-			if (!parse_hcall_rc(optarg, &o->request_vmc_rc))
-				return usage_error("unknown hcall return code \"%s\"", optarg);
+			if (!opts_hcall_rc(optarg, &o->request_vmc_rc))
+				return opts_usage_error("unknown hcall return code \"%s\"", optarg);
 			break;
 		case 'b':
 			o->hv.backend = optarg;
@@ -233,9 +156,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 't':
 			o->hv.trace = true;
 			break;
+		case 'w':
+			o->hv.capture = optarg;
+			break;
 		case 'l':
 			if (ovmc_log_level_parse(optarg, &o->log_level))
-				return usage_error("unknown log level \"%s\"", optarg);
+				return opts_usage_error("unknown log level \"%s\"", optarg);
 			break;
 		case 'C':
 			o->cuse = true;
@@ -254,55 +180,24 @@ static int parse_options(int argc, char **argv, struct options *o)
 	if (optind < argc)
 		o->dir = argv[optind++];
 	if (optind < argc)
-		return usage_error("unexpected argument \"%s\"", argv[optind]);
+		return opts_usage_error("unexpected argument \"%s\"", argv[optind]);
 	if (o->dir && (o->device || o->cuse))
-		return usage_error("give DIR or --device/--cuse, not both (%s)", o->dir);
+		return opts_usage_error("give DIR or --device/--cuse, not both (%s)", o->dir);
 	if (!o->dir && !o->device && !o->cuse)
-		return usage_error("%s", "no device: give DIR or --device PATH");
+		return opts_usage_error("%s", "no device: give DIR or --device PATH");
 	if (o->cuse && o->device &&
 	    (strncmp(o->device, "/dev/", 5) != 0 || !o->device[5] || strchr(o->device + 5, '/')))
-		return usage_error("a --cuse device is /dev/NAME, not \"%s\"", o->device);
+		return opts_usage_error("a --cuse device is /dev/NAME, not \"%s\"", o->device);
 	return -1;
-}
-
-/* mkdir -p, remembering what it created (removed again at exit if empty). */
-static int make_dirs(const char *dir, char *created[], unsigned *n_created)
-{
-	char *path = strdup(dir);
-	int rc = 0;
-
-	if (!path)
-		return -ENOMEM;
-	for (char *p = path + 1;; p++) {
-		bool last = *p == '\0';
-
-		if (*p != '/' && !last)
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0755) == 0) {
-			if (*n_created < MAX_CREATED_DIRS)
-				created[(*n_created)++] = strdup(path);
-		} else if (errno != EEXIST) {
-			rc = -errno;
-			fprintf(stderr, "openvmc: cannot create %s: %s\n", path, strerror(errno));
-			break;
-		}
-		if (last)
-			break;
-		*p = '/';
-	}
-	free(path);
-	return rc;
 }
 
 int main(int argc, char **argv)
 {
 	struct options o = {.mode = 0600, .log_level = OVMC_LOG_INFO,
 			    .request_vmc_rc = OVMC_H_SUCCESS};
-	struct ovmc_dev_config dev = {0};
+	struct drvhost_config dc = {0};
 	struct ovmc_inproc_config pc = {0};
-	char *created[MAX_CREATED_DIRS];
-	unsigned n_created = 0;
+	struct opts_dirs dirs = {0};
 	struct ovmc_loop *loop = NULL;
 	struct hvhost *hv = NULL;
 	struct ovmc_platform *plat = NULL;
@@ -311,6 +206,7 @@ int main(int argc, char **argv)
 	char *dev_path = NULL;
 	int status = 1, rc;
 
+	opts_program(argv[0]);
 	ovmc_drv_config_default(&o.drv);
 	ovmc_hv_config_default(&o.hv.hv);
 	rc = parse_options(argc, argv, &o);
@@ -319,18 +215,19 @@ int main(int argc, char **argv)
 	ovmc_log_setup(argv[0], o.log_level);
 
 	if (o.dir) {
-		if (make_dirs(o.dir, created, &n_created))
+		if (opts_make_dirs(o.dir, 0755, &dirs))
 			goto out;
 		if (asprintf(&dev_path, "%s/%s", o.dir, DEVICE_NAME) < 0)
 			goto out;
 	}
-	dev.path = o.dir ? dev_path : o.device;
-	dev.mode = o.mode;
-	dev.gid = o.gid;
-	dev.set_gid = o.set_gid;
-	dev.cuse = o.cuse;
+	dc.drv = o.drv;
+	dc.dev.path = o.dir ? dev_path : o.device;
+	dc.dev.mode = o.mode;
+	dc.dev.gid = o.gid;
+	dc.dev.set_gid = o.set_gid;
+	dc.dev.cuse = o.cuse;
 	/* parse_options() made sure a CUSE --device starts with /dev/. */
-	dev.cuse_name = o.cuse && o.device ? strrchr(o.device, '/') + 1 : DEVICE_NAME;
+	dc.dev.cuse_name = o.cuse && o.device ? strrchr(o.device, '/') + 1 : DEVICE_NAME;
 
 	/* First: SIGINT/SIGTERM are blocked from here on, so none is lost
 	 * while the device is being set up. */
@@ -352,7 +249,7 @@ int main(int argc, char **argv)
 			 pc.mem_size, ovmc_strerror(rc));
 		goto out;
 	}
-	if (drvhost_new(loop, plat, &o.drv, &dev, &drv))
+	if (drvhost_new(loop, plat, &dc, &drv))
 		goto out;
 	if (o.control) {
 		struct ctl_targets t = {.hv = hv, .drv = drv};
@@ -374,12 +271,6 @@ out:
 	hvhost_free(hv);
 	ovmc_loop_free(loop);
 	free(dev_path);
-	while (n_created > 0) {
-		char *d = created[--n_created];
-
-		/* Only if empty: the user may have put things there meanwhile. */
-		rmdir(d);
-		free(d);
-	}
+	opts_remove_dirs(&dirs);
 	return status;
 }

@@ -1,0 +1,376 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * openvmcd: the management partition's VMC driver as a daemon. It attaches
+ * to the hypervisor daemon (openvmc-hvd) over the cross-process platform,
+ * runs the driver core and serves the device file with the Linux ibmvmc
+ * ABI. When the hypervisor goes away, open files see a channel reset and
+ * the daemon attaches again by itself.
+ *
+ *   openvmcd --foreground --socket /run/openvmc/hv.sock --device /dev/ibmvmc
+ *
+ * See openvmcd(8).
+ */
+#include "ctl.h"
+#include "drvhost.h"
+#include "log.h"
+#include "loop.h"
+#include "opts.h"
+
+#include <openvmc/common.h>
+#include <openvmc/xproc.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_SOCKET "/run/openvmc/hv.sock"
+#define DEVICE_NAME "ibmvmc"
+#define NS_PER_MS 1000000ull
+
+struct options {
+	const char *socket;
+	const char *device;
+	const char *dir;
+	mode_t mode;
+	gid_t gid;
+	bool set_gid;
+	struct ovmc_drv_config drv;
+	const char *control;
+	const char *capture;
+	const char *pidfile;
+	enum ovmc_log_level log_level;
+	unsigned long retry_ms;
+	bool trace;
+	bool foreground;
+	bool cuse;
+};
+
+/* The attachment to the hypervisor and its re-attachment. */
+struct attach {
+	struct ovmc_loop *loop;
+	struct ovmc_platform *plat;
+	struct drvhost *drv;
+	const char *socket;
+	uint64_t retry_ns;
+	int fd;           /* watched control socket, -1 while lost */
+	uint64_t retry_at; /* next re-attachment attempt while lost */
+	unsigned attempts;
+};
+
+static void usage(FILE *out)
+{
+	fputs("Usage: openvmcd [options] DIR          serve DIR/ibmvmc\n"
+	      "       openvmcd [options] --device PATH  serve PATH (e.g. /dev/ibmvmc)\n"
+	      "       openvmcd [options] --cuse         a CUSE character device /dev/ibmvmc\n"
+	      "\n"
+	      "The management partition's VMC driver: attaches to the hypervisor daemon\n"
+	      "(openvmc-hvd) and serves the device file with the Linux ibmvmc ABI.\n"
+	      "\n"
+	      "  -s, --socket PATH        the hypervisor's socket (" DEFAULT_SOCKET ")\n"
+	      "  -d, --device PATH        device file to serve (CUSE: /dev/NAME)\n"
+	      "  -m, --mode OCTAL         permissions of the device file (0600)\n"
+	      "  -g, --group NAME|GID     group of the device file\n"
+	      "  -n, --hmcs N             HMC connections asked for (1; Linux allows 2; max 255)\n"
+	      "  -p, --pool N             buffers per HMC connection (32)\n"
+	      "  -u, --mtu N              largest message in bytes (4096)\n"
+	      "  -r, --retry-ms MS        interval of attachment attempts (500)\n"
+	      "  -c, --control PATH       control socket (status)\n"
+	      "  -t, --trace              log every CRQ entry and RDMA in readable form\n"
+	      "  -w, --capture FILE       write every CRQ entry and RDMA to a pcapng file\n"
+	      "  -l, --log-level LEVEL    error, warn, info (default), debug or trace\n"
+	      "  -C, --cuse               serve a CUSE character device instead of a FUSE file\n"
+	      "  -f, --foreground         stay in the foreground, log to stderr\n"
+	      "  -P, --pidfile FILE       write the daemon's pid here\n"
+	      "  -h, --help               this text\n"
+	      "  -V, --version            the version\n",
+	      out);
+}
+
+/* Returns -1 to go on, or the exit status. */
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longs[] = {
+		{"socket", required_argument, NULL, 's'},
+		{"device", required_argument, NULL, 'd'},
+		{"mode", required_argument, NULL, 'm'},
+		{"group", required_argument, NULL, 'g'},
+		{"hmcs", required_argument, NULL, 'n'},
+		{"pool", required_argument, NULL, 'p'},
+		{"mtu", required_argument, NULL, 'u'},
+		{"retry-ms", required_argument, NULL, 'r'},
+		{"control", required_argument, NULL, 'c'},
+		{"trace", no_argument, NULL, 't'},
+		{"capture", required_argument, NULL, 'w'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"cuse", no_argument, NULL, 'C'},
+		{"foreground", no_argument, NULL, 'f'},
+		{"pidfile", required_argument, NULL, 'P'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	unsigned long v;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "s:d:m:g:n:p:u:r:c:tw:l:CfP:hV", longs, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 's':
+			o->socket = optarg;
+			break;
+		case 'd':
+			o->device = optarg;
+			break;
+		case 'm':
+			if (!opts_mode(optarg, &o->mode))
+				return opts_usage_error("bad mode \"%s\" (octal, e.g. 0660)", optarg);
+			break;
+		case 'g':
+			if (!opts_group(optarg, &o->gid))
+				return opts_usage_error("unknown group \"%s\"", optarg);
+			o->set_gid = true;
+			break;
+		case 'n':
+			if (!opts_uint(optarg, 1, 255, &v))
+				return opts_usage_error("--hmcs takes 1..255, not \"%s\"", optarg);
+			o->drv.max_hmcs = (uint8_t)v;
+			break;
+		case 'p':
+			if (!opts_uint(optarg, 1, 1024, &v))
+				return opts_usage_error("--pool takes 1..1024, not \"%s\"", optarg);
+			o->drv.pool_size = (uint16_t)v;
+			break;
+		case 'u':
+			if (!opts_uint(optarg, 32, 65536, &v))
+				return opts_usage_error("--mtu takes 32..65536, not \"%s\"", optarg);
+			o->drv.max_mtu = (uint32_t)v;
+			break;
+		case 'r':
+			if (!opts_uint(optarg, 1, 3600000, &o->retry_ms))
+				return opts_usage_error("--retry-ms takes 1..3600000, not \"%s\"",
+							optarg);
+			break;
+		case 'c':
+			o->control = optarg;
+			break;
+		case 't':
+			o->trace = true;
+			break;
+		case 'w':
+			o->capture = optarg;
+			break;
+		case 'l':
+			if (ovmc_log_level_parse(optarg, &o->log_level))
+				return opts_usage_error("unknown log level \"%s\"", optarg);
+			break;
+		case 'C':
+			o->cuse = true;
+			break;
+		case 'f':
+			o->foreground = true;
+			break;
+		case 'P':
+			o->pidfile = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("openvmcd %s\n", OVMC_VERSION_STRING);
+			return 0;
+		default:
+			fputs("Try 'openvmcd --help'.\n", stderr);
+			return 2;
+		}
+	}
+	if (optind < argc)
+		o->dir = argv[optind++];
+	if (optind < argc)
+		return opts_usage_error("unexpected argument \"%s\"", argv[optind]);
+	if (o->dir && (o->device || o->cuse))
+		return opts_usage_error("give DIR or --device/--cuse, not both (%s)", o->dir);
+	if (!o->dir && !o->device && !o->cuse)
+		return opts_usage_error("%s", "no device: give DIR or --device PATH");
+	if (o->cuse && o->device &&
+	    (strncmp(o->device, "/dev/", 5) != 0 || !o->device[5] || strchr(o->device + 5, '/')))
+		return opts_usage_error("a --cuse device is /dev/NAME, not \"%s\"", o->device);
+	return -1;
+}
+
+static void on_hv_socket(void *arg, int fd, uint32_t events);
+
+static int watch(struct attach *a)
+{
+	int rc;
+
+	a->fd = ovmc_xproc_fd(a->plat);
+	rc = ovmc_loop_add(a->loop, a->fd, on_hv_socket, a);
+	if (rc)
+		a->fd = -1;
+	return rc;
+}
+
+/* The socket only becomes readable when the hypervisor goes away. */
+static void on_hv_socket(void *arg, int fd, uint32_t events)
+{
+	struct attach *a = arg;
+
+	(void)events;
+	if (ovmc_xproc_check(a->plat))
+		return;
+	ovmc_loop_del(a->loop, fd);
+	a->fd = -1;
+	ovmc_log(OVMC_LOG_WARN, "main", "hypervisor at %s gone; connections reset, re-attaching",
+		 a->socket);
+	drvhost_platform_lost(a->drv);
+	a->attempts = 0;
+	a->retry_at = ovmc_now_ns();
+}
+
+static uint64_t on_idle(void *arg, uint64_t now)
+{
+	struct attach *a = arg;
+	int rc;
+
+	if (a->fd >= 0)
+		return OVMC_TIME_NEVER;
+	if (now < a->retry_at)
+		return a->retry_at;
+	rc = ovmc_xproc_reconnect(a->plat);
+	if (rc == 0 && watch(a) == 0) {
+		ovmc_log(OVMC_LOG_INFO, "main", "re-attached to the hypervisor at %s", a->socket);
+		drvhost_platform_back(a->drv, a->plat);
+		return OVMC_TIME_NEVER;
+	}
+	if (a->attempts++ == 0)
+		ovmc_log(OVMC_LOG_INFO, "main", "hypervisor at %s not there yet (%s); retrying",
+			 a->socket, ovmc_strerror(rc));
+	a->retry_at = now + a->retry_ns;
+	return a->retry_at;
+}
+
+/* Wait for the hypervisor at start, still answering SIGINT/SIGTERM. */
+static int first_attach(const struct options *o, size_t mem_size, struct ovmc_platform **plat)
+{
+	struct timespec ts = {.tv_sec = (time_t)(o->retry_ms / 1000),
+			      .tv_nsec = (long)(o->retry_ms % 1000) * 1000000L};
+	sigset_t set;
+	bool told = false;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	for (;;) {
+		int rc = ovmc_xproc_connect(o->socket, mem_size, plat);
+
+		if (rc == 0)
+			return 0;
+		if (rc != -ENOENT && rc != -ECONNREFUSED) {
+			ovmc_log(OVMC_LOG_ERROR, "main", "cannot attach to %s: %s", o->socket,
+				 ovmc_strerror(rc));
+			return rc;
+		}
+		if (!told) {
+			ovmc_log(OVMC_LOG_INFO, "main", "waiting for the hypervisor at %s",
+				 o->socket);
+			told = true;
+		}
+		/* The loop blocked these signals: this is how they still stop us. */
+		if (sigtimedwait(&set, NULL, &ts) > 0)
+			return -EINTR;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {.socket = DEFAULT_SOCKET, .mode = 0600, .log_level = OVMC_LOG_INFO,
+			    .retry_ms = 500};
+	struct drvhost_config dc = {0};
+	struct attach a = {.fd = -1};
+	struct opts_dirs dirs = {0};
+	struct ovmc_loop *loop = NULL;
+	struct ctl *ctl = NULL;
+	char *dev_path = NULL;
+	int status = 1, rc;
+
+	opts_program(argv[0]);
+	ovmc_drv_config_default(&o.drv);
+	rc = parse_options(argc, argv, &o);
+	if (rc >= 0)
+		return rc;
+	ovmc_log_setup(argv[0], o.log_level);
+	if (!o.foreground && (rc = opts_daemonize())) {
+		ovmc_log(OVMC_LOG_ERROR, "main", "cannot go to the background: %s",
+			 ovmc_strerror(rc));
+		return 1;
+	}
+	if (o.dir) {
+		if (opts_make_dirs(o.dir, 0755, &dirs))
+			goto out;
+		if (asprintf(&dev_path, "%s/%s", o.dir, DEVICE_NAME) < 0)
+			goto out;
+	}
+	dc.drv = o.drv;
+	dc.dev.path = o.dir ? dev_path : o.device;
+	dc.dev.mode = o.mode;
+	dc.dev.gid = o.gid;
+	dc.dev.set_gid = o.set_gid;
+	dc.dev.cuse = o.cuse;
+	dc.dev.cuse_name = o.cuse && o.device ? strrchr(o.device, '/') + 1 : DEVICE_NAME;
+	dc.trace = o.trace;
+	dc.capture = o.capture;
+
+	rc = ovmc_loop_new(&loop);
+	if (rc) {
+		ovmc_log(OVMC_LOG_ERROR, "main", "event loop: %s", ovmc_strerror(rc));
+		goto out;
+	}
+	rc = first_attach(&o, ovmc_drv_memory_required(&o.drv), &a.plat);
+	if (rc) {
+		status = rc == -EINTR ? 0 : 1;
+		goto out;
+	}
+	a.loop = loop;
+	a.socket = o.socket;
+	a.retry_ns = o.retry_ms * NS_PER_MS;
+	if (drvhost_new(loop, a.plat, &dc, &a.drv))
+		goto out;
+	rc = watch(&a);
+	if (!rc)
+		rc = ovmc_loop_add_idle(loop, on_idle, &a);
+	if (rc) {
+		ovmc_log(OVMC_LOG_ERROR, "main", "event loop: %s", ovmc_strerror(rc));
+		goto out;
+	}
+	if (o.control) {
+		struct ctl_targets t = {.drv = a.drv};
+
+		if (ctl_new(loop, o.control, &t, &ctl))
+			goto out;
+	}
+	opts_daemon_ready(o.pidfile);
+	rc = ovmc_loop_run(loop);
+	if (rc)
+		ovmc_log(OVMC_LOG_ERROR, "main", "event loop: %s", ovmc_strerror(rc));
+	else if (ovmc_loop_signal(loop))
+		status = 0;
+	ovmc_log(OVMC_LOG_INFO, "main", "shutting down%s", status ? " after an error" : "");
+out:
+	ctl_free(ctl);
+	if (a.fd >= 0)
+		ovmc_loop_del(loop, a.fd);
+	drvhost_free(a.drv);
+	/* Frees the CRQ first: the hypervisor sees the partition deregister. */
+	ovmc_platform_destroy(a.plat);
+	ovmc_loop_free(loop);
+	free(dev_path);
+	opts_remove_dirs(&dirs);
+	if (o.pidfile && status == 0)
+		unlink(o.pidfile);
+	return status;
+}
