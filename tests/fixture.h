@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Fixture of the tests that run the real programs (see fixture.c). Every
+ * function FAILs the current test on an error it cannot recover from.
+ */
+#ifndef OVMC_TEST_FIXTURE_H
+#define OVMC_TEST_FIXTURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define READY_TIMEOUT_MS 10000
+#define CLIENT_TIMEOUT_MS 60000
+#define STOP_TIMEOUT_MS 5000
+#define OUT_MAX 65536
+
+struct daemon {
+	char dir[64];
+	char path[128]; /* the device file */
+	char ctl[96];
+	char log[96];
+	pid_t pid;
+	bool in_dir;     /* the device lives in dir (not --device elsewhere) */
+	bool dev_absent; /* --device path did not exist before the test */
+};
+
+struct client {
+	pid_t pid;
+	int out; /* its stdout */
+	int in;  /* its stdin */
+};
+
+uint64_t now_ms(void);
+void sleep_ms(int ms);
+bool mounted(const char *path);
+bool exists(const char *path);
+int wait_child(pid_t pid, int ms);
+void print_log(const struct daemon *d);
+void stop_daemon(struct daemon *d, int sig);
+size_t log_size(const struct daemon *d);
+bool log_has(const struct daemon *d, size_t from, const char *what);
+/* A daemon in a fresh /tmp directory, cleaned up when the test ends;
+ * `device` (or NULL: dir/ibmvmc) is the device file it serves. */
+struct daemon *new_daemon(const char *device);
+/* Start argv[0] logging into d->log; wait for `ready` in the log. */
+void spawn_argv(struct daemon *d, const char *const *argv, const char *ready);
+/* Start a device-serving program (openvmc, openvmcd) on d->path with
+ * d->ctl as control socket and `extra` arguments; wait until it is ready. */
+void spawn_prog(struct daemon *d, const char *prog, const char *const *extra);
+
+/* devclient (the device-ABI-only application) in the background. */
+struct client *client_spawn(const char *const *args);
+size_t client_read(struct client *c, char *buf, size_t size, int ms);
+void client_expect(struct client *c, const char *what, int ms);
+int client_wait(struct client *c, int ms);
+void run_client(const char *const *args, char *out, size_t size);
+
+/* One control-socket request and its whole reply. */
+void ctl(const struct daemon *d, const char *request, char *out, size_t size);
+void ctl_wait(const struct daemon *d, const char *request, const char *what, int ms);
+
+#define CLIENT(...) run_client((const char *const[]){__VA_ARGS__, NULL}, NULL, 0)
+#define CLIENT_OUT(buf, ...)                                                                \
+	run_client((const char *const[]){__VA_ARGS__, NULL}, (buf), sizeof(buf))
+#define SPAWN(...) client_spawn((const char *const[]){__VA_ARGS__, NULL})
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+#endif
