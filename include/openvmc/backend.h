@@ -33,7 +33,10 @@ struct ovmc_backend_env {
 
 /*
  * Create a backend from a specification "name[:args]". Known: "echo"
- * (every message back on its session). `env` may be NULL and is copied.
+ * (every message back on its session), "router" (openvmc/router.h),
+ * "exec:COMMAND" and "socket:PATH" / "socket:tcp:HOST:PORT" (the framing
+ * of docs/framing.md), "replay:FILE" (a capture, openvmc/capture.h).
+ * `env` may be NULL and is copied.
  * Returns 0, -EINVAL for an unknown or malformed specification, -ENOMEM,
  * or what the backend's own set-up returned (-errno).
  */
