@@ -193,8 +193,12 @@ void opts_daemon_ready(const char *pidfile)
 {
 	if (pidfile) {
 		FILE *f = fopen(pidfile, "w");
+		bool bad = !f;
 
-		if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f))
+		/* Closed even when the write failed: no stream is left behind. */
+		if (f)
+			bad = (fprintf(f, "%d\n", (int)getpid()) < 0) | (fclose(f) != 0);
+		if (bad)
 			ovmc_log(OVMC_LOG_WARN, "main", "cannot write %s: %s", pidfile,
 				 strerror(errno));
 	}

@@ -108,7 +108,12 @@ static int reply(struct client *c, const void *msg, size_t len)
 	 * has room unless it floods us without reading: then it goes. */
 	int rc = ovmc_xp_send(c->fd, msg, len, MSG_DONTWAIT, NULL, 0);
 
-	if (rc)
+	/* A peer that died between its request and our answer is gone like
+	 * one seen at end of stream, not a failure of ours. */
+	if ((rc == -EPIPE || rc == -ECONNRESET) && c->part)
+		slog(c->srv, OVMC_LOG_INFO, "xproc: partition %u: peer gone",
+		     ovmc_part_id(c->part));
+	else if (rc)
 		slog(c->srv, OVMC_LOG_WARN, "xproc: pid %d: reply failed: %s", (int)c->pid,
 		     strerror(-rc));
 	return rc;
