@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * devclient: an application of the kind written for Linux's /dev/ibmvmc,
- * used by the device tests (device_test.c) against openvmc's device file.
- * It touches the device only through open, ioctl, read, write, poll and
- * close (and two threads for one scenario), so it would run unchanged
- * against the kernel driver.
+ * used by the device tests (device_test.c, l2dev_test.c) against openvmc's
+ * device file. It touches the device only through open, ioctl, read, write,
+ * poll and close (and two threads for two scenarios), so it would run
+ * unchanged against the kernel driver.
  *
  *   devclient SCENARIO PATH [ARGS]
  *
@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -512,6 +513,237 @@ static int do_threads(const char *path, char **args)
 	return 0;
 }
 
+/* The peer scripts of the layer-2 tests answer in upper case (ASCII). */
+static void upper(uint8_t *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (buf[i] >= 'a' && buf[i] <= 'z')
+			buf[i] = (uint8_t)(buf[i] - 'a' + 'A');
+	}
+}
+
+/* Reads ask for the default MTU: Linux refuses a count above the MTU. */
+#define READ_MAX 4096
+
+/* Read one message and compare it with `want`. */
+static int expect_msg(int fd, const void *want, size_t len, const char *what)
+{
+	static uint8_t in[READ_MAX];
+	ssize_t n = read(fd, in, sizeof(in));
+
+	if (n < 0)
+		return fail("read of %s: %s", what, ename(errno));
+	if ((size_t)n != len || memcmp(in, want, len) != 0)
+		return fail("%s: got %zd bytes \"%.*s\", expected %zu \"%.*s\"", what, n, (int)n,
+			    (const char *)in, len, (int)len, (const char *)want);
+	return 0;
+}
+
+/* The id as the peer scripts quote it in their greeting. */
+static size_t greeting(const char *id_arg, char *out, size_t size)
+{
+	uint8_t id[HMC_ID_LEN];
+	size_t n;
+
+	parse_id(id_arg, id);
+	for (n = HMC_ID_LEN; n > 0 && id[n - 1] == 0; n--)
+		;
+	return (size_t)snprintf(out, size, "welcome %.*s", (int)n, (const char *)id);
+}
+
+#define UPPER_BATCH 10
+
+/*
+ * ID COUNT: the greeting first, then COUNT lower-case messages of 1..4096
+ * bytes (the default MTU first), written UPPER_BATCH at a time before
+ * reading the answers, so the order is checked and not only the content.
+ */
+static int do_upper(const char *path, char **args)
+{
+	static const char text[] = "abcdefghijklmnopqrstuvwxyz0123456789 -";
+	static uint8_t sent[UPPER_BATCH][READ_MAX];
+	size_t lens[UPPER_BATCH];
+	long count = atol(args[1]);
+	char hello[64];
+	size_t hello_len = greeting(args[0], hello, sizeof(hello));
+	int fd = open_session(path, args[0], O_RDWR);
+
+	if (fd < 0)
+		return 1;
+	if (count < 1)
+		return fail("bad count %ld", count);
+	if (expect_msg(fd, hello, hello_len, "greeting"))
+		return 1;
+	printf("greeting \"%s\"\n", hello);
+	for (long base = 0; base < count; base += UPPER_BATCH) {
+		int batch = count - base < UPPER_BATCH ? (int)(count - base) : UPPER_BATCH;
+
+		for (int k = 0; k < batch; k++) {
+			unsigned i = (unsigned)(base + k);
+			size_t len = i == 0 ? READ_MAX : 1 + (i * 397u) % READ_MAX;
+
+			for (size_t j = 0; j < len; j++)
+				sent[k][j] = (uint8_t)text[(i + j) % (sizeof(text) - 1)];
+			lens[k] = len;
+			if (write_msg(fd, sent[k], len, NULL) != (ssize_t)len)
+				return fail("write of message %u: %s", i, ename(errno));
+		}
+		for (int k = 0; k < batch; k++) {
+			char what[32];
+
+			upper(sent[k], lens[k]);
+			snprintf(what, sizeof(what), "answer %ld", base + k);
+			if (expect_msg(fd, sent[k], lens[k], what))
+				return 1;
+		}
+	}
+	printf("upper-cased %ld messages in order\n", count);
+	close(fd);
+	return 0;
+}
+
+/*
+ * ID N: open, print "open fd N", then block in read() for N messages,
+ * printing each in hex. The test watches the process sit in read() on that
+ * fd before it makes the hypervisor send.
+ */
+static int do_listen(const char *path, char **args)
+{
+	static uint8_t buf[READ_MAX];
+	long count = atol(args[1]);
+	int fd = open_session(path, args[0], O_RDWR);
+
+	if (fd < 0)
+		return 1;
+	printf("open fd %d\n", fd);
+	for (long i = 0; i < count; i++) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n < 0) {
+			printf("read %s\n", ename(errno));
+			return fail("read: %s", ename(errno));
+		}
+		printf("got ");
+		for (ssize_t k = 0; k < n; k++)
+			printf("%02x", buf[k]);
+		printf("\n");
+	}
+	close(fd);
+	return 0;
+}
+
+#define FLOOD_STALL_MS 30000
+
+struct flood {
+	int fd;
+	long writes;
+	unsigned busy;
+	int err;
+	atomic_long async_seen; /* by the reader */
+	bool gate;		/* wait for an async message half way */
+};
+
+static size_t flood_msg(uint8_t *buf, long i)
+{
+	size_t len = 16 + (size_t)(i * 53) % 1000;
+	int head = snprintf((char *)buf, 32, "echo %06ld:", i);
+
+	fill(buf + head, len - (size_t)head, (unsigned)i);
+	return len;
+}
+
+/* Back to back; EBUSY (no free buffer yet) is retried, as on Linux. */
+static void *flood_writer(void *arg)
+{
+	struct flood *f = arg;
+	uint8_t buf[1100];
+
+	for (long i = 0; i < f->writes; i++) {
+		size_t len = flood_msg(buf, i);
+
+		/* However fast the writes, one async message lands in their midst. */
+		for (int ms = 0; f->gate && i == f->writes / 2 && !atomic_load(&f->async_seen);
+		     ms++) {
+			if (ms == FLOOD_STALL_MS) {
+				f->err = ETIMEDOUT;
+				return NULL;
+			}
+			sleep_ms(1);
+		}
+
+		if (write_msg(f->fd, buf, len, &f->busy) != (ssize_t)len) {
+			f->err = errno;
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * ID WRITES ASYNC: print "open", then write WRITES echo requests from one
+ * thread while this one reads. Besides their echoes, ASYNC messages
+ * "async NNNNNN" (sent by the test through the control socket meanwhile)
+ * must arrive: each exactly once, in order per source. Half way the writer
+ * waits for the first of them, so they surely meet a write stream. A final
+ * marker's echo proves nothing else was queued behind them.
+ */
+static int do_flood(const char *path, char **args)
+{
+	static const char marker[] = "end of flood";
+	static uint8_t in[READ_MAX + 1];
+	uint8_t want[1100];
+	struct flood f = {.writes = atol(args[1])};
+	long asyncs = atol(args[2]), echoes = 0, async_seen = 0, async_early = 0;
+	pthread_t t;
+
+	f.fd = open_session(path, args[0], O_RDWR);
+	if (f.fd < 0)
+		return 1;
+	if (f.writes < 1 || asyncs < 0)
+		return fail("bad counts");
+	f.gate = asyncs > 0;
+	printf("open\n");
+	fflush(stdout);
+	if (pthread_create(&t, NULL, flood_writer, &f))
+		return fail("pthread_create");
+	while (echoes < f.writes || async_seen < asyncs) {
+		struct pollfd p = {.fd = f.fd, .events = POLLIN};
+		ssize_t n;
+
+		if (poll(&p, 1, FLOOD_STALL_MS) != 1)
+			return fail("stalled after %ld echoes and %ld async messages", echoes,
+				    async_seen);
+		n = read(f.fd, in, READ_MAX);
+		if (n < 0)
+			return fail("read: %s", ename(errno));
+		in[n] = 0;
+		if (n == 12 && strncmp((char *)in, "async ", 6) == 0) {
+			if (atol((char *)in + 6) != async_seen)
+				return fail("got \"%s\", expected async %06ld", in, async_seen);
+			async_seen++;
+			async_early += echoes < f.writes;
+			atomic_store(&f.async_seen, async_seen);
+			continue;
+		}
+		if (echoes >= f.writes)
+			return fail("extra %zd-byte message after every echo", n);
+		if ((size_t)n != flood_msg(want, echoes) || memcmp(in, want, (size_t)n) != 0)
+			return fail("message of %zd bytes \"%.12s\" is not echo %06ld", n, in,
+				    echoes);
+		echoes++;
+	}
+	pthread_join(t, NULL);
+	if (f.err)
+		return fail("write: %s", ename(f.err));
+	if (write_msg(f.fd, marker, sizeof(marker), NULL) != (ssize_t)sizeof(marker) ||
+	    expect_msg(f.fd, marker, sizeof(marker), "the marker"))
+		return 1;
+	printf("%ld echoes and %ld async messages, each once and in order\n", echoes, async_seen);
+	printf("%ld async messages before the last echo, %u EBUSY\n", async_early, f.busy);
+	close(f.fd);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int nargs;
@@ -532,6 +764,9 @@ static const struct {
 	{"recv", 1, "ID", do_recv},
 	{"session", 1, "ID", do_session},
 	{"threads", 1, "ID", do_threads},
+	{"upper", 2, "ID COUNT", do_upper},
+	{"listen", 2, "ID N", do_listen},
+	{"flood", 3, "ID WRITES ASYNC", do_flood},
 };
 
 int main(int argc, char **argv)

@@ -254,6 +254,11 @@ static void client_kill(void *arg)
 /* Start devclient in the background with pipes on stdin and stdout. */
 struct client *client_spawn(const char *const *args)
 {
+	return client_spawn_prog(DEVCLIENT_BIN, args);
+}
+
+struct client *client_spawn_prog(const char *prog, const char *const *args)
+{
 	const char *argv[16];
 	struct client *c = calloc(1, sizeof(*c));
 	int out[2], in[2], n = 0;
@@ -262,7 +267,7 @@ struct client *client_spawn(const char *const *args)
 		FAIL("out of memory");
 	c->out = c->in = -1;
 	ovmc_test_defer(client_kill, c);
-	argv[n++] = DEVCLIENT_BIN;
+	argv[n++] = prog;
 	for (; *args && n < 15; args++)
 		argv[n++] = *args;
 	argv[n] = NULL;

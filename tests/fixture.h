@@ -52,6 +52,8 @@ void spawn_prog(struct daemon *d, const char *prog, const char *const *extra);
 
 /* devclient (the device-ABI-only application) in the background. */
 struct client *client_spawn(const char *const *args);
+/* Another client program that touches the device only through its ABI. */
+struct client *client_spawn_prog(const char *prog, const char *const *args);
 size_t client_read(struct client *c, char *buf, size_t size, int ms);
 void client_expect(struct client *c, const char *what, int ms);
 int client_wait(struct client *c, int ms);
