@@ -6,10 +6,10 @@
  *    request line and answers with a canned reply;
  *  - device commands are checked for argument handling and the error paths
  *    that need no device;
- *  - the end-to-end device tests (live_*) run only when OVMC_TEST_DEVICE
- *    names a live ibmvmc device (echo backend), and pass with "skipped"
- *    otherwise.
+ *  - the end-to-end tests (live_*) start the real openvmc (echo backend,
+ *    fixture.c) and run vmcctl against its device file and control socket.
  */
+#include "fixture.h"
 #include "harness.h"
 
 #include <errno.h>
@@ -31,6 +31,9 @@
 
 #ifndef VMCCTL_BIN
 #error "VMCCTL_BIN must name the vmcctl program"
+#endif
+#ifndef OPENVMC_BIN
+#error "OPENVMC_BIN must name the openvmc program"
 #endif
 
 extern char **environ;
@@ -98,14 +101,6 @@ static char **child_env(const char *const *extra)
 	return env;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Run vmcctl with args (NULL-terminated argv without argv[0]), feeding input
  * (may be NULL: empty stdin) and extra environment entries (NULL-terminated,
@@ -153,7 +148,7 @@ static struct run *run_env(const char *input, const char *const *env, const char
 	struct growbuf gout = {0}, gerr = {0};
 	size_t in_len = input ? strlen(input) : 0, in_off = 0;
 	int in_fd = in[1];
-	int64_t deadline = mono_ms() + 30000;
+	int64_t deadline = (int64_t)now_ms() + 30000;
 	bool out_open = true, err_open = true;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -169,7 +164,7 @@ static struct run *run_env(const char *input, const char *const *env, const char
 			{.fd = err_open ? err[0] : -1, .events = POLLIN},
 			{.fd = in_fd, .events = POLLOUT},
 		};
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - (int64_t)now_ms();
 
 		if (left <= 0) {
 			kill(pid, SIGKILL);
@@ -226,7 +221,6 @@ static struct run *run_env(const char *input, const char *const *env, const char
 	return r;
 }
 
-#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
 #define RUN(...) run_env(NULL, NULL, ARGS(__VA_ARGS__))
 
 #define CHECK_STATUS(r, code)                                                                      \
@@ -414,7 +408,7 @@ TEST(help_and_version_of_program_and_every_command)
 	static const char *const cmds[][2] = {
 		{NULL, NULL},	{"query", NULL},   {"request-vmc", NULL}, {"open", NULL},
 		{"pipe", NULL}, {"status", NULL},  {"hv", NULL},	  {"ctl", NULL},
-		{"hv", "send"}, {"hv", "restart"}, {"hv", "sessions"},
+		{"hv", "send"}, {"hv", "restart"}, {"hv", "sessions"},	  {"trace", NULL},
 	};
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
@@ -882,9 +876,9 @@ TEST(no_reply_times_out_with_exit_3)
 
 	s->no_reply = true;
 	server_start(s);
-	int64_t t0 = mono_ms();
+	int64_t t0 = (int64_t)now_ms();
 	struct run *r = RUN("status", "-c", s->path, "--timeout", "200");
-	int64_t elapsed = mono_ms() - t0;
+	int64_t elapsed = (int64_t)now_ms() - t0;
 
 	server_finish(s);
 	CHECK_STATUS(r, 3);
@@ -925,26 +919,180 @@ TEST(connect_to_missing_socket_fails)
 	CHECK_HAS(r->err, "File name too long");
 }
 
-/* ---- live device (OVMC_TEST_DEVICE, echo backend) -------------------------- */
+/* ---- trace against the fake server ---------------------------------------- */
 
-static const char *live_device(void)
+TEST(trace_prints_lines_until_the_server_closes)
 {
-	const char *d = getenv("OVMC_TEST_DEVICE");
+	struct fake_server *s = serve("ok\n12:00:00.000 hv: one\n12:00:00.001 driver: two\n");
+	struct run *r = RUN("trace", "-c", s->path);
 
-	if (!d || !*d) {
-		printf("skipped: OVMC_TEST_DEVICE not set\n");
-		return NULL;
-	}
+	server_finish(s);
+	CHECK_STATUS(r, 0);
+	CHECK_STR(s->request.p, "trace\n");
+	CHECK_STR(r->out, "12:00:00.000 hv: one\n12:00:00.001 driver: two\n");
+	CHECK_EQ(r->err_len, 0);
+
+	/* A last line without its newline still counts. */
+	s = serve("ok\nfirst\nlast");
+	r = RUN("trace", "-c", s->path);
+	server_finish(s);
+	CHECK_STATUS(r, 0);
+	CHECK_STR(r->out, "first\nlast\n");
+}
+
+TEST(trace_count_stops_early_or_fails_short)
+{
+	struct fake_server *s = server_new("ok\none\ntwo\nthree\n");
+	struct run *r;
+
+	s->chunk = 4;
+	server_start(s);
+	r = RUN("trace", "--count", "2", "--control", s->path);
+	server_finish(s);
+	CHECK_STATUS(r, 0);
+	CHECK_STR(r->out, "one\ntwo\n");
+
+	s = serve("ok\none\ntwo\n");
+	r = RUN("trace", "-n", "3", "-c", s->path);
+	server_finish(s);
+	CHECK_STATUS(r, 1);
+	CHECK_STR(r->out, "one\ntwo\n");
+	CHECK_HAS(r->err, "after 2 of 3 lines");
+}
+
+TEST(trace_error_reply_and_bad_arguments)
+{
+	struct fake_server *s = serve("error EBUSY: already 8 trace clients\n");
+	struct run *r = RUN("trace", "-c", s->path);
+
+	server_finish(s);
+	CHECK_STATUS(r, 1);
+	CHECK_HAS(r->err, "vmcctl: trace: EBUSY: already 8 trace clients");
+	CHECK_EQ(r->out_len, 0);
+
+	s = serve("hello\n");
+	r = RUN("trace", "-c", s->path);
+	server_finish(s);
+	CHECK_STATUS(r, 1);
+	CHECK_HAS(r->err, "malformed reply");
+
+	r = RUN("trace", "-c", "/nonexistent/s", "--count", "x");
+	CHECK_STATUS(r, 2);
+	r = RUN("trace", "-c", "/nonexistent/s", "extra");
+	CHECK_STATUS(r, 2);
+	r = RUN("trace");
+	CHECK_STATUS(r, 2);
+	CHECK_HAS(r->err, "OPENVMC_CONTROL");
+}
+
+TEST(trace_without_a_reply_times_out)
+{
+	struct fake_server *s = server_new(NULL);
+	struct run *r;
+
+	s->no_reply = true;
+	server_start(s);
+	r = RUN("trace", "-c", s->path, "--timeout", "200");
+	server_finish(s);
+	CHECK_STATUS(r, 3);
+	CHECK_HAS(r->err, "timed out");
+}
+
+/* ---- live: the real openvmc (echo backend) ---------------------------------- */
+
+/* openvmc serving a fresh dir/ibmvmc with a control socket, stopped when the test ends. */
+static struct daemon *live_daemon(void)
+{
+	struct daemon *d = new_daemon(NULL);
+
+	spawn_prog(d, OPENVMC_BIN, NULL);
 	return d;
+}
+
+/* vmcctl in the background, its stdout (and stderr) on a pipe. */
+struct bg {
+	pid_t pid;
+	int out;
+};
+
+static void bg_cleanup(void *arg)
+{
+	struct bg *b = arg;
+
+	if (b->pid > 0) {
+		kill(b->pid, SIGKILL);
+		waitpid(b->pid, NULL, 0);
+	}
+	if (b->out >= 0)
+		close(b->out);
+	free(b);
+}
+
+static struct bg *bg_spawn(const char *const *args)
+{
+	const char *argv[16] = {VMCCTL_BIN};
+	struct bg *b = calloc(1, sizeof(*b));
+	int p[2], n = 1;
+
+	if (!b)
+		FAIL("out of memory");
+	b->out = -1;
+	ovmc_test_defer(bg_cleanup, b);
+	for (; *args && n < 15; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		FAIL("pipe: %s", strerror(errno));
+	b->pid = fork();
+	if (b->pid < 0)
+		FAIL("fork: %s", strerror(errno));
+	if (b->pid == 0) {
+		if (dup2(p[1], 1) < 0 || dup2(p[1], 2) < 0)
+			_exit(126);
+		execv(VMCCTL_BIN, (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	b->out = p[0];
+	return b;
+}
+
+/* All it printed until it exits; its exit code (FAIL if it does not end). */
+static int bg_finish(struct bg *b, char *out, size_t size, int ms)
+{
+	uint64_t end = now_ms() + (uint64_t)ms;
+	size_t len = 0;
+	int status;
+
+	for (;;) {
+		struct pollfd p = {.fd = b->out, .events = POLLIN};
+		int left = (int)(end - now_ms());
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, left) != 1)
+			FAIL("vmcctl still running after %d ms; printed \"%.*s\"", ms, (int)len,
+			     out);
+		n = read(b->out, out + len, size - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len + 1 == size)
+			FAIL("vmcctl printed more than %zu bytes", size);
+	}
+	out[len] = '\0';
+	status = wait_child(b->pid, ms);
+	if (status < 0)
+		FAIL("vmcctl still running after %d ms", ms);
+	b->pid = 0;
+	if (!WIFEXITED(status))
+		FAIL("vmcctl died (status 0x%x)", status);
+	return WEXITSTATUS(status);
 }
 
 TEST(live_query_wait_ready)
 {
-	const char *dev = live_device();
-
-	if (!dev)
-		return;
-	struct run *r = RUN("-d", dev, "query", "--wait-ready=10000");
+	struct daemon *d = live_daemon();
+	struct run *r = RUN("-d", d->path, "query", "--wait-ready=10000");
 
 	CHECK_STATUS(r, 0);
 	CHECK_HAS(r->out, "have_vmc: yes\n");
@@ -954,12 +1102,9 @@ TEST(live_query_wait_ready)
 
 TEST(live_open_echoes_message)
 {
-	const char *dev = live_device();
-
-	if (!dev)
-		return;
-	struct run *r =
-		RUN("-d", dev, "open", "--hmc-id", "test", "--message", "hello", "--expect", "1");
+	struct daemon *d = live_daemon();
+	struct run *r = RUN("-d", d->path, "open", "--hmc-id", "test", "--message", "hello",
+			    "--expect", "1");
 
 	CHECK_STATUS(r, 0);
 	CHECK_EQ(r->out_len, 5);
@@ -968,18 +1113,15 @@ TEST(live_open_echoes_message)
 
 TEST(live_open_hex_output)
 {
-	const char *dev = live_device();
-
-	if (!dev)
-		return;
-	struct run *r = RUN("-d", dev, "open", "--hmc-id", "test", "--message", "hello",
+	struct daemon *d = live_daemon();
+	struct run *r = RUN("-d", d->path, "open", "--hmc-id", "test", "--message", "hello",
 			    "--message", "world", "--hex");
 
 	CHECK_STATUS(r, 0);
 	CHECK_STR(r->out, "68656c6c6f\n776f726c64\n");
 
-	r = RUN("-d", dev, "open", "--hmc-id", "test", "--hex-in", "--message", "00ff10", "--hex",
-		"--count", "50", "--stats");
+	r = RUN("-d", d->path, "open", "--hmc-id", "test", "--hex-in", "--message", "00ff10",
+		"--hex", "--count", "50", "--stats");
 	CHECK_STATUS(r, 0);
 	CHECK_EQ(r->out_len, 50 * 7);
 	CHECK_HAS(r->err, "stats: sent 50 messages");
@@ -987,17 +1129,64 @@ TEST(live_open_hex_output)
 
 TEST(live_pipe_echoes_lines)
 {
-	const char *dev = live_device();
-
-	if (!dev)
-		return;
+	struct daemon *d = live_daemon();
 	struct run *r =
-		run_env("one\ntwo\nthree\n", NULL, ARGS("-d", dev, "pipe", "--hmc-id", "test"));
+		run_env("one\ntwo\nthree\n", NULL, ARGS("-d", d->path, "pipe", "--hmc-id", "test"));
 
 	CHECK_STATUS(r, 0);
 	CHECK_STR(r->out, "one\ntwo\nthree\n");
 
-	r = run_env("6869\n0a0b\n", NULL, ARGS("-d", dev, "pipe", "--hmc-id", "test", "--hex"));
+	r = run_env("6869\n0a0b\n", NULL, ARGS("-d", d->path, "pipe", "--hmc-id", "test", "--hex"));
 	CHECK_STATUS(r, 0);
 	CHECK_STR(r->out, "6869\n0a0b\n");
+}
+
+TEST(live_status_of_the_daemon)
+{
+	struct daemon *d = live_daemon();
+	struct run *r = RUN("-d", d->path, "query", "--wait-ready=10000");
+
+	CHECK_STATUS(r, 0);
+	r = RUN("-d", d->path, "open", "--hmc-id", "test", "--message", "hello");
+	CHECK_STATUS(r, 0);
+	r = RUN("status", "--control", d->ctl);
+	CHECK_STATUS(r, 0);
+	CHECK_EQ(r->err_len, 0);
+	CHECK_HAS(r->out, "driver: state ready (3)");
+	CHECK_HAS(r->out, "hv: partition 1 state ");
+	CHECK_HAS(r->out, "messages-in 1 messages-out 1 bytes-in 5 bytes-out 5");
+	CHECK_HAS(r->out, "backend: echo\n");
+
+	/* Also from the environment. */
+	char env[160];
+
+	snprintf(env, sizeof(env), "OPENVMC_CONTROL=%s", d->ctl);
+	r = run_env(NULL, ARGS(env), ARGS("status"));
+	CHECK_STATUS(r, 0);
+	CHECK_HAS(r->out, "driver: state ready (3)");
+}
+
+TEST(live_hv_send_reaches_a_blocked_open)
+{
+	struct daemon *d = live_daemon();
+	struct bg *app = bg_spawn(ARGS("-d", d->path, "open", "--hmc-id", "blocked", "--expect",
+				       "1", "--timeout", "30000"));
+	char out[256];
+	struct run *r;
+
+	/* Sends nothing: once its session is open it waits in read. */
+	ctl_wait(d, "sessions", "index 0: open", READY_TIMEOUT_MS);
+	r = RUN("hv", "sessions", "-c", d->ctl);
+	CHECK_STATUS(r, 0);
+	CHECK_HAS(r->out, "\"blocked\"");
+	r = RUN("hv", "send", "-c", d->ctl, "--index", "0", "hello from the hypervisor");
+	CHECK_STATUS(r, 0);
+	CHECK_EQ(bg_finish(app, out, sizeof(out), 10000), 0);
+	CHECK_STR(out, "hello from the hypervisor");
+
+	/* No session any more: the hypervisor refuses. */
+	ctl_wait(d, "sessions", "index 0: closed", 5000);
+	r = RUN("hv", "send", "-c", d->ctl, "--index", "0", "late");
+	CHECK_STATUS(r, 1);
+	CHECK_HAS(r->err, "ENOTCONN");
 }

@@ -3,11 +3,17 @@
  * The control socket (ctl.h). Connections live in a private epoll set, so
  * they can wait for EPOLLOUT as well as EPOLLIN; the loop watches that set
  * as one readable fd.
+ *
+ * Trace clients: lines are queued from inside the machine's and the
+ * driver's calls, where nothing may be closed or sent on; queuing only
+ * appends to the client's bounded buffer and asks for EPOLLOUT, and the
+ * loop does the writing.
  */
 #include "ctl.h"
 
 #include "log.h"
 
+#include <openvmc/trace.h>
 #include <openvmc/wire.h>
 
 #include <ctype.h>
@@ -23,6 +29,12 @@
 
 #define COMPONENT "control"
 #define MAX_CONNS 16
+/* Fewer than MAX_CONNS: other commands must still get through. */
+#define MAX_TRACE_CONNS 8
+/* Per trace client: a few hundred lines; beyond that lines are dropped. */
+#define TRACE_BUF_SIZE (64u * 1024u)
+/* What a command returns to keep the connection for trace lines. */
+#define STREAM 1
 /* "send" carries up to a 64 KiB message in hex. */
 #define MAX_REQUEST (2u * 65536u + 64u)
 #define CONN_TIMEOUT_NS (10ull * 1000000000ull)
@@ -33,9 +45,15 @@ struct conn {
 	int fd;
 	char *in;
 	size_t in_len, in_cap;
-	char *out; /* the whole reply once the request is complete */
+	/* The whole reply once the request is complete; for a trace client,
+	 * a buffer of TRACE_BUF_SIZE bytes of which out_off..out_len wait. */
+	char *out;
 	size_t out_len, out_off;
 	uint64_t deadline;
+	bool trace;
+	bool read_eof;	  /* trace client: shut its sending side, still reads */
+	uint32_t armed;	  /* trace client: the epoll events asked for */
+	uint64_t dropped; /* trace client: lines lost since the last note */
 	struct conn *prev, *next;
 };
 
@@ -49,10 +67,16 @@ struct ctl {
 	bool watched; /* epfd is in the loop */
 	struct conn *conns;
 	unsigned n_conns;
+	unsigned n_trace;
+	uint64_t trace_lines, trace_dropped; /* queued and lost, all clients */
 };
+
+static void trace_hook(struct ctl *c, bool on);
 
 static void conn_close(struct ctl *c, struct conn *k)
 {
+	if (k->trace && --c->n_trace == 0)
+		trace_hook(c, false);
 	epoll_ctl(c->epfd, EPOLL_CTL_DEL, k->fd, NULL);
 	close(k->fd);
 	if (k->prev)
@@ -196,7 +220,19 @@ static int cmd_status(struct ctl *c, char *args, FILE *body, struct cmd_error *e
 		drvhost_status(c->t.drv, body);
 	if (c->t.hv)
 		hvhost_status(c->t.hv, body);
+	fprintf(body, "control: trace-clients %u trace-lines %llu trace-dropped %llu\n", c->n_trace,
+		(unsigned long long)c->trace_lines, (unsigned long long)c->trace_dropped);
 	return 0;
+}
+
+static int cmd_trace(struct ctl *c, char *args, FILE *body, struct cmd_error *e)
+{
+	(void)body;
+	if (*args)
+		return fail(e, -EINVAL, "usage: trace");
+	if (c->n_trace == MAX_TRACE_CONNS)
+		return fail(e, -EBUSY, "already %u trace clients", MAX_TRACE_CONNS);
+	return STREAM;
 }
 
 static int cmd_help(struct ctl *c, char *args, FILE *body, struct cmd_error *e)
@@ -208,6 +244,7 @@ static int cmd_help(struct ctl *c, char *args, FILE *body, struct cmd_error *e)
 	      "sessions\n"
 	      "send <hmc-index> <hex>\n"
 	      "restart [failed|deregistered]\n"
+	      "trace\n"
 	      "help\n",
 	      body);
 	return 0;
@@ -221,8 +258,175 @@ static const struct {
 	{"sessions", cmd_sessions},
 	{"send", cmd_send},
 	{"restart", cmd_restart},
+	{"trace", cmd_trace},
 	{"help", cmd_help},
 };
+
+/* ---- trace clients ---- */
+
+/* Watch for the client's going (EPOLLHUP comes unasked), its bytes until
+ * it shuts its side, and room to send while lines wait. */
+static void trace_arm(struct ctl *c, struct conn *k)
+{
+	uint32_t want = (k->read_eof ? 0u : (uint32_t)EPOLLIN) |
+			(k->out_off < k->out_len ? (uint32_t)EPOLLOUT : 0u);
+	struct epoll_event ev = {.events = want, .data.ptr = k};
+
+	if (want == k->armed)
+		return;
+	if (epoll_ctl(c->epfd, EPOLL_CTL_MOD, k->fd, &ev) == 0)
+		k->armed = want;
+}
+
+/* Append if it fits whole; lines are never split. */
+static bool trace_put(struct conn *k, const char *p, size_t n)
+{
+	if (TRACE_BUF_SIZE - k->out_len < n && k->out_off) {
+		memmove(k->out, k->out + k->out_off, k->out_len - k->out_off);
+		k->out_len -= k->out_off;
+		k->out_off = 0;
+	}
+	if (TRACE_BUF_SIZE - k->out_len < n)
+		return false;
+	memcpy(k->out + k->out_len, p, n);
+	k->out_len += n;
+	return true;
+}
+
+/* The count of lost lines goes where they were, before any later line. */
+static bool trace_note_drops(struct conn *k)
+{
+	char note[64];
+	int n;
+
+	if (!k->dropped)
+		return true;
+	n = snprintf(note, sizeof(note), "... %llu trace lines dropped\n",
+		     (unsigned long long)k->dropped);
+	if (!trace_put(k, note, (size_t)n))
+		return false;
+	k->dropped = 0;
+	return true;
+}
+
+/* From inside the machine or the driver: queue, never send or close. */
+static void trace_queue(struct ctl *c, const char *side, const struct ovmc_trace_event *ev)
+{
+	char line[OVMC_LOG_STAMP_MAX + 16 + OVMC_TRACE_LINE_MAX];
+	size_t len;
+	int n;
+
+	/* Hcalls are the machine's bookkeeping, not the channel's traffic. */
+	if (ev->kind == OVMC_TRACE_HCALL)
+		return;
+	ovmc_log_stamp(line, sizeof(line));
+	len = strlen(line);
+	n = snprintf(line + len, sizeof(line) - len, " %s: ", side);
+	len += (size_t)n;
+	n = ovmc_trace_format(ev, line + len, sizeof(line) - len);
+	len = n < 0 ? len : len + (size_t)n;
+	if (len > sizeof(line) - 1)
+		len = sizeof(line) - 1;
+	line[len++] = '\n';
+	for (struct conn *k = c->conns; k; k = k->next) {
+		if (!k->trace)
+			continue;
+		if (trace_note_drops(k) && trace_put(k, line, len)) {
+			c->trace_lines++;
+		} else {
+			k->dropped++;
+			c->trace_dropped++;
+		}
+		trace_arm(c, k);
+	}
+}
+
+static void trace_from_hv(void *arg, const struct ovmc_trace_event *ev)
+{
+	trace_queue(arg, "hv", ev);
+}
+
+static void trace_from_driver(void *arg, const struct ovmc_trace_event *ev)
+{
+	trace_queue(arg, "driver", ev);
+}
+
+/* Listen to the hosts only while someone reads: no cost otherwise. */
+static void trace_hook(struct ctl *c, bool on)
+{
+	if (c->t.hv)
+		hvhost_set_tracer(c->t.hv, on ? trace_from_hv : NULL, c);
+	if (c->t.drv)
+		drvhost_set_tracer(c->t.drv, on ? trace_from_driver : NULL, c);
+}
+
+/* The connection of a "trace" request becomes a trace client. */
+static bool trace_start(struct ctl *c, struct conn *k)
+{
+	static const char ok[] = "ok\n";
+
+	k->out = malloc(TRACE_BUF_SIZE);
+	if (!k->out)
+		return false;
+	memcpy(k->out, ok, sizeof(ok) - 1);
+	k->out_len = sizeof(ok) - 1;
+	k->trace = true;
+	k->armed = EPOLLIN;
+	k->deadline = OVMC_TIME_NEVER;
+	if (c->n_trace++ == 0)
+		trace_hook(c, true);
+	return true;
+}
+
+/* Send what waits; once all is out, the note of lines dropped meanwhile. */
+static void trace_flush(struct ctl *c, struct conn *k)
+{
+	do {
+		while (k->out_off < k->out_len) {
+			ssize_t n = send(k->fd, k->out + k->out_off, k->out_len - k->out_off,
+					 MSG_NOSIGNAL);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && errno == EAGAIN) {
+				trace_arm(c, k);
+				return;
+			}
+			if (n < 0) {
+				conn_close(c, k);
+				return;
+			}
+			k->out_off += (size_t)n;
+		}
+		k->out_off = k->out_len = 0;
+	} while (k->dropped && trace_note_drops(k));
+	trace_arm(c, k);
+}
+
+/* Whatever the client sends is ignored; its end of the stream is not. */
+static void trace_read(struct ctl *c, struct conn *k)
+{
+	char scratch[512];
+
+	for (;;) {
+		ssize_t n = read(k->fd, scratch, sizeof(scratch));
+
+		if (n > 0)
+			continue;
+		if (n == 0) {
+			k->read_eof = true;
+			trace_arm(c, k);
+			return;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			conn_close(c, k);
+		return;
+	}
+}
+
+/* ---- requests ---- */
 
 /* Run one request line; the reply goes to k->out. */
 static void execute(struct ctl *c, struct conn *k, char *line)
@@ -251,6 +455,13 @@ static void execute(struct ctl *c, struct conn *k, char *line)
 		}
 	}
 	fclose(bf);
+	if (rc == STREAM && trace_start(c, k)) {
+		free(body);
+		ovmc_log(OVMC_LOG_DEBUG, COMPONENT, "%s: streaming", name);
+		return;
+	}
+	if (rc == STREAM)
+		rc = fail(&e, -ENOMEM, "no memory for a trace buffer");
 	of = open_memstream(&k->out, &k->out_len);
 	if (of) {
 		if (rc) {
@@ -325,7 +536,10 @@ static void conn_read(struct ctl *c, struct conn *k)
 			if (nl)
 				*nl = '\0';
 			execute(c, k, k->in);
-			conn_reply(c, k);
+			if (k->trace)
+				trace_flush(c, k);
+			else
+				conn_reply(c, k);
 			return;
 		}
 	}
@@ -407,10 +621,20 @@ static void on_ready(void *arg, int fd, uint32_t events)
 		/* An earlier event of this batch may have closed it. */
 		if (!conn_known(c, k))
 			continue;
-		if (k->out)
+		if (k->trace) {
+			if (evs[i].events & (EPOLLHUP | EPOLLERR)) {
+				conn_close(c, k);
+				continue;
+			}
+			if (evs[i].events & EPOLLIN)
+				trace_read(c, k);
+			if ((evs[i].events & EPOLLOUT) && conn_known(c, k))
+				trace_flush(c, k);
+		} else if (k->out) {
 			conn_write(c, k);
-		else
+		} else {
 			conn_read(c, k);
+		}
 	}
 }
 
@@ -529,8 +753,16 @@ void ctl_free(struct ctl *c)
 {
 	if (!c)
 		return;
-	while (c->conns)
-		conn_close(c, c->conns);
+	while (c->conns) {
+		struct conn *k = c->conns;
+
+		/* Best effort: what a trace client has not got yet, if it fits. */
+		if (k->trace && k->out_off < k->out_len &&
+		    send(k->fd, k->out + k->out_off, k->out_len - k->out_off,
+			 MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			ovmc_log(OVMC_LOG_DEBUG, COMPONENT, "a trace client missed its last lines");
+		conn_close(c, k);
+	}
 	if (c->watched)
 		ovmc_loop_del(c->loop, c->epfd);
 	if (c->epfd >= 0)

@@ -9,10 +9,15 @@
  *   sessions                      hypervisor: each HMC index and its session
  *   send <hmc-index> <hex>        hypervisor: queue an unsolicited message
  *   restart [failed|deregistered] hypervisor: restart every VMC
+ *   trace                         keep the connection: one line per CRQ
+ *                                 entry and RDMA, "<time> hv|driver: <text>",
+ *                                 until the client goes
  *   help
  *
  * Never blocks the loop: connections are non-blocking, requests bounded,
- * and a connection that takes too long is dropped.
+ * and a connection that takes too long is dropped. A trace client that
+ * reads too slowly loses lines (counted: "... N trace lines dropped"),
+ * never stalls the channel.
  */
 #ifndef OVMC_CTL_H
 #define OVMC_CTL_H
@@ -37,7 +42,7 @@ struct ctl_targets {
 int ctl_new(struct ovmc_loop *loop, const char *path, const struct ctl_targets *targets,
 	    struct ctl **out);
 /* Close every connection and remove the socket. Only once the loop no
- * longer runs. NULL is ignored. */
+ * longer runs, and before the targets are freed. NULL is ignored. */
 void ctl_free(struct ctl *c);
 
 #endif

@@ -22,6 +22,8 @@ struct drvhost {
 	const char *capture_path;
 	struct ovmc_capture *capture;
 	bool capture_failed;
+	ovmc_trace_fn tracer;
+	void *tracer_arg;
 };
 
 static void __attribute__((format(printf, 3, 0)))
@@ -50,6 +52,8 @@ static void drv_trace(void *user, const struct ovmc_trace_event *ev)
 		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "capture %s: write failed; records are lost",
 			 h->capture_path);
 	}
+	if (h->tracer)
+		h->tracer(h->tracer_arg, ev);
 }
 
 static void on_irq(void *arg, int fd, uint32_t events)
@@ -120,8 +124,9 @@ int drvhost_new(struct ovmc_loop *loop, struct ovmc_platform *plat,
 			goto fail;
 		}
 	}
-	if (cfg->trace || cfg->capture)
-		cbs.trace = drv_trace;
+	/* Always: a tracer may come later (drvhost_set_tracer), and the
+	 * driver takes its callbacks once. */
+	cbs.trace = drv_trace;
 	rc = ovmc_drv_new(&cfg->drv, plat, &cbs, h, &h->drv);
 	if (rc) {
 		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "cannot create the driver: %s",
@@ -202,6 +207,12 @@ int drvhost_platform_back(struct drvhost *h, struct ovmc_platform *plat)
 	rc = ovmc_drv_start(h->drv, ovmc_now_ns());
 	ovmc_dev_flush(h->dev);
 	return rc;
+}
+
+void drvhost_set_tracer(struct drvhost *h, ovmc_trace_fn fn, void *arg)
+{
+	h->tracer = fn;
+	h->tracer_arg = arg;
 }
 
 static void put_id(FILE *out, const uint8_t *id, size_t n)

@@ -54,6 +54,13 @@ void drvhost_platform_lost(struct drvhost *h);
  */
 int drvhost_platform_back(struct drvhost *h, struct ovmc_platform *plat);
 
+/*
+ * Also pass every trace event of the driver to `fn` (one listener; NULL
+ * removes it), whatever --trace and --capture say. Called from inside the
+ * driver: `fn` must not call back into the host.
+ */
+void drvhost_set_tracer(struct drvhost *h, ovmc_trace_fn fn, void *arg);
+
 /* Driver state, negotiated values, slots, counters and the device, as text. */
 void drvhost_status(struct drvhost *h, FILE *out);
 

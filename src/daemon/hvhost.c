@@ -39,6 +39,8 @@ struct hvhost {
 	int wake_fd;
 	struct ovmc_capture *capture;
 	bool capture_failed;
+	ovmc_trace_fn tracer;
+	void *tracer_arg;
 };
 
 static void __attribute__((format(printf, 3, 0)))
@@ -120,6 +122,16 @@ static void trace(void *arg, const struct ovmc_trace_event *ev)
 		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "capture %s: write failed; records are lost",
 			 h->cfg.capture);
 	}
+	if (h->tracer)
+		h->tracer(h->tracer_arg, ev);
+}
+
+void hvhost_set_tracer(struct hvhost *h, ovmc_trace_fn fn, void *arg)
+{
+	h->tracer = fn;
+	h->tracer_arg = arg;
+	/* Without any sink the machine need not report at all. */
+	ovmc_machine_set_trace(h->m, fn || h->cfg.trace || h->capture ? trace : NULL, h);
 }
 
 /* ---- loop ---- */

@@ -47,6 +47,12 @@ struct ovmc_machine *hvhost_machine(struct hvhost *h);
 int hvhost_send(struct hvhost *h, unsigned index, const void *data, size_t len);
 /* ovmc_hv_restart() on every VMC; `event` is the transport event code. */
 void hvhost_restart(struct hvhost *h, uint8_t event);
+/*
+ * Also pass every trace event of the machine to `fn` (one listener; NULL
+ * removes it), whatever --trace and --capture say. Called from inside the
+ * machine's hcalls: `fn` must not call back into the host.
+ */
+void hvhost_set_tracer(struct hvhost *h, ovmc_trace_fn fn, void *arg);
 /* One line per HMC index of every VMC: the open session, its number and id (hex). */
 void hvhost_sessions(struct hvhost *h, FILE *out);
 /* Machine counters and, per VMC, state, negotiated values, sessions, pools, counters. */

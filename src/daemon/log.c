@@ -37,11 +37,21 @@ enum ovmc_log_level ovmc_log_get_level(void)
 	return max_level;
 }
 
-void ovmc_log_sink(void *user, enum ovmc_log_level level, const char *fmt, va_list ap)
+void ovmc_log_stamp(char *buf, size_t size)
 {
-	char line[1024], stamp[32];
 	struct timeval tv;
 	struct tm tm;
+	char hms[16];
+
+	gettimeofday(&tv, NULL);
+	localtime_r(&tv.tv_sec, &tm);
+	strftime(hms, sizeof(hms), "%H:%M:%S", &tm);
+	snprintf(buf, size, "%s.%03ld", hms, (long)(tv.tv_usec / 1000));
+}
+
+void ovmc_log_sink(void *user, enum ovmc_log_level level, const char *fmt, va_list ap)
+{
+	char line[1024], stamp[OVMC_LOG_STAMP_MAX];
 	int n;
 
 	if (level > max_level)
@@ -55,12 +65,9 @@ void ovmc_log_sink(void *user, enum ovmc_log_level level, const char *fmt, va_li
 		syslog(prio[level], "%s", line);
 		return;
 	}
-	gettimeofday(&tv, NULL);
-	localtime_r(&tv.tv_sec, &tm);
-	strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
-	n = snprintf(line, sizeof(line), "%s.%03ld %s[%d] %s %s: ", stamp,
-		     (long)(tv.tv_usec / 1000), prog, (int)getpid(), ovmc_log_level_name(level),
-		     user ? (const char *)user : "main");
+	ovmc_log_stamp(stamp, sizeof(stamp));
+	n = snprintf(line, sizeof(line), "%s %s[%d] %s %s: ", stamp, prog, (int)getpid(),
+		     ovmc_log_level_name(level), user ? (const char *)user : "main");
 	if (n > 0 && (size_t)n < sizeof(line))
 		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	/* One write per line keeps lines whole when processes share stderr. */
@@ -81,31 +88,42 @@ void ovmc_log(enum ovmc_log_level level, const char *component, const char *fmt,
 	va_end(ap);
 }
 
-void ovmc_log_trace_event(const struct ovmc_trace_event *ev)
+int ovmc_trace_format(const struct ovmc_trace_event *ev, char *buf, size_t size)
 {
-	char line[160];
+	char entry[160], part[24] = "partition";
 
+	/* The driver does not know its partition id (0): no number then. */
+	if (ev->partition)
+		snprintf(part, sizeof(part), "partition %u", ev->partition);
 	switch (ev->kind) {
 	case OVMC_TRACE_TO_HV:
-		ovmc_entry_format(ev->entry, line, sizeof(line));
-		ovmc_log(OVMC_LOG_INFO, "crq", "partition %u -> hv: %s", ev->partition, line);
-		break;
+		ovmc_entry_format(ev->entry, entry, sizeof(entry));
+		return snprintf(buf, size, "%s -> hv: %s", part, entry);
 	case OVMC_TRACE_TO_PARTITION:
-		ovmc_entry_format(ev->entry, line, sizeof(line));
-		ovmc_log(OVMC_LOG_INFO, "crq", "hv -> partition %u: %s", ev->partition, line);
-		break;
+		ovmc_entry_format(ev->entry, entry, sizeof(entry));
+		return snprintf(buf, size, "hv -> %s: %s", part, entry);
 	case OVMC_TRACE_RDMA:
-		ovmc_log(OVMC_LOG_INFO, "crq",
-			 "partition %u: RDMA %zu bytes %s (liobn 0x%llx ioba 0x%llx -> liobn "
-			 "0x%llx ioba 0x%llx)",
-			 ev->partition, ev->data_len,
-			 ev->to_hv ? "partition -> hv" : "hv -> partition",
-			 (unsigned long long)ev->args[1], (unsigned long long)ev->args[2],
-			 (unsigned long long)ev->args[3], (unsigned long long)ev->args[4]);
-		break;
+		return snprintf(buf, size,
+				"%s: RDMA %zu bytes %s (liobn 0x%llx ioba 0x%llx -> liobn 0x%llx "
+				"ioba 0x%llx)",
+				part, ev->data_len,
+				ev->to_hv ? "partition -> hv" : "hv -> partition",
+				(unsigned long long)ev->args[1], (unsigned long long)ev->args[2],
+				(unsigned long long)ev->args[3], (unsigned long long)ev->args[4]);
 	case OVMC_TRACE_HCALL:
-		ovmc_log(OVMC_LOG_DEBUG, "crq", "partition %u: %s -> %s", ev->partition,
-			 ovmc_hcall_name(ev->opcode), ovmc_hcall_rc_name(ev->rc));
-		break;
+		return snprintf(buf, size, "%s: %s -> %s", part, ovmc_hcall_name(ev->opcode),
+				ovmc_hcall_rc_name(ev->rc));
 	}
+	return snprintf(buf, size, "unknown trace event %d", (int)ev->kind);
+}
+
+void ovmc_log_trace_event(const struct ovmc_trace_event *ev)
+{
+	char line[OVMC_TRACE_LINE_MAX];
+
+	/* Every hcall would drown the channel's traffic: those only at debug. */
+	if (ev->kind == OVMC_TRACE_HCALL && max_level < OVMC_LOG_DEBUG)
+		return; /* not worth formatting */
+	ovmc_trace_format(ev, line, sizeof(line));
+	ovmc_log(ev->kind == OVMC_TRACE_HCALL ? OVMC_LOG_DEBUG : OVMC_LOG_INFO, "crq", "%s", line);
 }

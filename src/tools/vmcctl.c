@@ -11,6 +11,7 @@
  *   vmcctl open --hmc-id test --message hello
  *   printf 'a\nb\n' | vmcctl pipe --hmc-id test
  *   vmcctl status -c /run/openvmc/control
+ *   vmcctl trace -c /run/openvmc/control --count 20
  *
  * See man/vmcctl.1.
  */
@@ -35,6 +36,7 @@ static void usage(FILE *f)
 	      "  status [-c PATH]              show the status of an openvmc daemon\n"
 	      "  hv send|restart|sessions      control the emulated hypervisor\n"
 	      "  ctl -c PATH LINE...           send one control line, print the reply\n"
+	      "  trace [-c PATH] [--count N]   print the channel's traffic as it happens\n"
 	      "\n"
 	      "Options:\n"
 	      "  -d, --device PATH   device file (default: $OPENVMC_DEVICE, else /dev/ibmvmc)\n"
@@ -63,6 +65,7 @@ static const struct command commands[] = {
 	{.name = "status", .device = false, .fn.ctl = cmd_status},
 	{.name = "hv", .device = false, .fn.ctl = cmd_hv},
 	{.name = "ctl", .device = false, .fn.ctl = cmd_ctl},
+	{.name = "trace", .device = false, .fn.ctl = cmd_trace},
 };
 
 int main(int argc, char **argv)

@@ -94,6 +94,7 @@ int cmd_pipe(int argc, char **argv, const char *device);
 int cmd_status(int argc, char **argv);
 int cmd_hv(int argc, char **argv);
 int cmd_ctl(int argc, char **argv);
+int cmd_trace(int argc, char **argv);
 
 /* Print the version line of the program to stdout; returns VMCCTL_OK. */
 int print_version(void);

@@ -1,16 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * vmcctl: the control-socket commands (status, hv, ctl).
+ * vmcctl: the control-socket commands (status, hv, ctl, trace).
  *
  * Protocol of an openvmc control socket (Unix, stream): the client sends one
  * request line per connection; the server answers with a first line "ok" or
  * "error <ERRNONAME>: <text>", then body lines, and closes the connection.
+ * After "trace" the body lines keep coming until the client goes.
  */
 #include "vmcctl.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -642,4 +644,209 @@ int cmd_hv(int argc, char **argv)
 	if (strcmp(sub, "restart") == 0 || strcmp(sub, "sessions") == 0)
 		return hv_simple(sub, sub_argc, sub_argv, &co);
 	return usage_error("hv", "unknown hv command '%s' (send, restart, sessions)", sub);
+}
+
+/* ---- trace ---------------------------------------------------------------- */
+
+/* Longest line accepted from the daemon; its own lines are far shorter. */
+#define TRACE_LINE_MAX 65536u
+
+struct trace_state {
+	const struct ctl_opts *co;
+	unsigned long count; /* 0: no limit */
+	unsigned long lines;
+	bool ok; /* the first line said "ok" */
+};
+
+/*
+ * One complete line (with its newline). Returns -1 to go on, or the exit
+ * code: an error reply, a malformed one, or --count reached.
+ */
+static int trace_line(struct trace_state *ts, const char *p, size_t n)
+{
+	size_t len = n - 1;
+
+	if (len && p[len - 1] == '\r')
+		len--;
+	if (!ts->ok) {
+		if (len == 2 && memcmp(p, "ok", 2) == 0) {
+			ts->ok = true;
+			return -1;
+		}
+		if (len >= 6 && memcmp(p, "error ", 6) == 0) {
+			fprintf(stderr, "vmcctl: trace: %.*s\n", (int)(len - 6), p + 6);
+			return VMCCTL_FAIL;
+		}
+		err_msg("trace: malformed reply from %s (first line is neither 'ok' nor 'error')",
+			ts->co->path);
+		return VMCCTL_FAIL;
+	}
+	if (fwrite(p, 1, n, stdout) != n) {
+		err_errno("write to standard output", errno ? errno : EIO);
+		return VMCCTL_FAIL;
+	}
+	if (ts->count && ++ts->lines == ts->count)
+		return VMCCTL_OK;
+	return -1;
+}
+
+/* Hand every complete line of pending to trace_line(); keep the rest. */
+static int trace_lines(struct trace_state *ts, struct buf *pending)
+{
+	char *p = (char *)pending->data;
+	size_t off = 0;
+	int rc = -1;
+
+	while (rc < 0 && off < pending->len) {
+		char *nl = memchr(p + off, '\n', pending->len - off);
+
+		if (!nl)
+			break;
+		rc = trace_line(ts, p + off, (size_t)(nl - (p + off)) + 1);
+		off = (size_t)(nl - p) + 1;
+	}
+	memmove(p, p + off, pending->len - off);
+	pending->len -= off;
+	/* Lines appear as they come, even through a pipe. */
+	if (fflush(stdout) == EOF && rc <= 0) {
+		err_errno("write to standard output", errno ? errno : EIO);
+		return VMCCTL_FAIL;
+	}
+	if (rc < 0 && pending->len > TRACE_LINE_MAX) {
+		err_msg("trace: a line from %s is longer than %u bytes", ts->co->path,
+			TRACE_LINE_MAX);
+		return VMCCTL_FAIL;
+	}
+	return rc;
+}
+
+/* After the request: print lines until the daemon closes or --count is reached. */
+static int trace_stream(int fd, struct trace_state *ts)
+{
+	int64_t deadline = deadline_after(ts->co->timeout_ms);
+	struct buf pending = {0};
+	char chunk[4096];
+	int rc = -1;
+
+	while (rc < 0) {
+		ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+
+		if (n > 0) {
+			if (buf_append(&pending, chunk, (size_t)n) < 0) {
+				err_errno("trace", ENOMEM);
+				rc = VMCCTL_FAIL;
+			} else {
+				rc = trace_lines(ts, &pending);
+			}
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 || (errno == ECONNRESET && ts->ok)) {
+			/* The daemon stopped: a last line may lack its newline. */
+			if (pending.len && buf_append(&pending, "\n", 1) == 0)
+				rc = trace_lines(ts, &pending);
+			if (rc >= 0)
+				break;
+			if (!ts->ok) {
+				err_msg("trace: %s closed the connection without a reply",
+					ts->co->path);
+				rc = VMCCTL_FAIL;
+			} else if (ts->count) {
+				err_msg("trace: %s ended the trace after %lu of %lu lines",
+					ts->co->path, ts->lines, ts->count);
+				rc = VMCCTL_FAIL;
+			} else {
+				rc = VMCCTL_OK;
+			}
+			break;
+		}
+		if (n < 0 && errno != EAGAIN) {
+			ctl_error("receive from", ts->co->path, errno);
+			rc = VMCCTL_FAIL;
+			break;
+		}
+
+		/* Only the reply and a --count are bounded: a plain trace may
+		 * stay quiet for as long as the channel does. */
+		int r = wait_fd(fd, POLLIN, !ts->ok || ts->count ? deadline : -1);
+
+		if (r < 0) {
+			err_errno("poll", -r);
+			rc = VMCCTL_FAIL;
+		} else if (r == 0) {
+			if (ts->ok)
+				err_msg("trace: %lu of %lu lines within the timeout", ts->lines,
+					ts->count);
+			else
+				ctl_error("no reply within the timeout from", ts->co->path,
+					  ETIMEDOUT);
+			rc = VMCCTL_TIMEOUT;
+		}
+	}
+	buf_free(&pending);
+	return rc;
+}
+
+int cmd_trace(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"control", required_argument, NULL, 'c'},
+		{"timeout", required_argument, NULL, 't'},
+		{"count", required_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	struct ctl_opts co = {.timeout_ms = VMCCTL_DEFAULT_TIMEOUT_MS};
+	struct trace_state ts = {.co = &co};
+	int c, r, fd, closed;
+
+	while ((c = getopt_long(argc, argv, ":c:t:n:hV", opts, NULL)) != -1) {
+		r = ctl_common_opt("trace", c, &co);
+		if (r > 0)
+			return r;
+		if (r == 0)
+			continue;
+		switch (c) {
+		case 'n':
+			if (parse_ulong(optarg, 1, ULONG_MAX, &ts.count) < 0)
+				return usage_error("trace", "invalid count '%s'", optarg);
+			break;
+		case 'h':
+			fputs("Usage: vmcctl trace [-c PATH] [--count N] [--timeout MS]\n"
+			      "Print one line per CRQ entry and RDMA transfer of an openvmc\n"
+			      "daemon's channel as they happen (control line 'trace'), until\n"
+			      "the daemon stops or N lines are printed.\n"
+			      "\n"
+			      "  -n, --count N        stop after N lines\n"
+			      "  -c, --control PATH   control socket\n"
+			      "  -t, --timeout MS     bound of the connection and the reply and,\n"
+			      "                       with --count, of the N lines\n"
+			      "                       (default 5000, 0 = forever)\n"
+			      "  -h, --help           show this help\n"
+			      "  -V, --version        show the version\n"
+			      "\nThe socket defaults to $OPENVMC_CONTROL.\n",
+			      stdout);
+			return VMCCTL_OK;
+		case 'V':
+			return print_version();
+		default:
+			return option_error("trace", c, argv);
+		}
+	}
+	if (optind < argc)
+		return usage_error("trace", "unexpected argument '%s'", argv[optind]);
+	r = ctl_need_path("trace", &co, "OPENVMC_CONTROL");
+	if (r)
+		return r;
+	fd = ctl_connect(&co);
+	if (fd < 0)
+		return -fd;
+	r = ctl_send_all(fd, &co, "trace\n", 6, &closed);
+	/* Closed early: the daemon may have refused with a reply. */
+	if (!r || closed)
+		r = trace_stream(fd, &ts);
+	close(fd);
+	return r;
 }
