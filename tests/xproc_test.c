@@ -933,6 +933,36 @@ TEST(client_sees_server_death_and_reconnects)
 	CHECK_MEM(mem + DST_IOBA, mem + SRC_IOBA, 128);
 }
 
+TEST(detached_platform_attaches_when_the_server_comes)
+{
+	struct tmp *t = tmp_new();
+	struct fx *x = fx_new(NULL, false); /* holds the platform for cleanup */
+	struct ovmc_platform *p;
+	struct ovmc_vmc_node nd;
+	size_t size;
+
+	CHECK_EQ(ovmc_xproc_new(t->sock, 0, &x->plat[0]), -EINVAL);
+	CHECK_EQ(ovmc_xproc_new(t->sock, MEM_SIZE - 1, &x->plat[0]), 0);
+	p = x->plat[0];
+	/* Memory and interrupt exist before any hypervisor does. */
+	CHECK(ovmc_platform_memory(p, &size) != NULL);
+	CHECK_EQ(size, MEM_SIZE);
+	CHECK(ovmc_platform_irq_fd(p) >= 0);
+	CHECK_EQ(ovmc_platform_alive(p), 0);
+	CHECK_EQ(ovmc_xproc_fd(p), -1);
+	CHECK_EQ(ovmc_xproc_check(p), 0);
+	CHECK_EQ(ovmc_platform_vmc_node(p, &nd), -ENOTCONN);
+	CHECK_EQ(ovmc_h_vio_signal(p, 0, OVMC_VIO_IRQ_ENABLE), OVMC_H_HARDWARE);
+	CHECK_EQ(ovmc_xproc_reconnect(p), -ENOENT);
+
+	spawn_server(t->sock, CHILD_ECHO_CRQ);
+	CHECK_EQ(ovmc_xproc_reconnect(p), 0);
+	CHECK(ovmc_platform_alive(p));
+	CHECK(ovmc_xproc_fd(p) >= 0);
+	CHECK_EQ(ovmc_platform_vmc_node(p, &nd), 0);
+	CHECK_EQ(ovmc_h_reg_crq(p, nd.unit_address, CRQ_IOBA, OVMC_PAGE_SIZE), OVMC_H_SUCCESS);
+}
+
 /* ---- hostile peers against a server in this process ---- */
 
 static int raw_connect(const char *path)

@@ -48,6 +48,14 @@ extern "C" {
 OVMC_API int ovmc_xproc_connect(const char *socket_path, size_t mem_size,
 				struct ovmc_platform **out);
 /*
+ * The same platform, not attached yet: memory and interrupt fd exist, the
+ * platform is dead (hcalls answer H_HARDWARE) until ovmc_xproc_reconnect()
+ * succeeds. For a partition that must exist before its hypervisor does.
+ * Returns 0, -EINVAL, -ENOMEM or the -errno of memfd/mmap/eventfd.
+ */
+OVMC_API int ovmc_xproc_new(const char *socket_path, size_t mem_size,
+			    struct ovmc_platform **out);
+/*
  * The control socket, for the owner's event loop: it becomes readable
  * (EOF/HUP) when the hypervisor goes away. Then ovmc_platform_alive()
  * returns 0 and every hcall answers H_HARDWARE (ovmc_platform_vmc_node()

@@ -138,14 +138,15 @@ int drvhost_new(struct ovmc_loop *loop, struct ovmc_platform *plat,
 	rc = ovmc_dev_new(&cfg->dev, h->drv, &h->dev);
 	if (rc)
 		goto fail;
-	rc = watch_irq(h);
+	h->lost = cfg->detached;
+	rc = h->lost ? 0 : watch_irq(h);
 	if (!rc)
 		rc = ovmc_loop_add(loop, ovmc_dev_fd(h->dev), on_dev, h);
 	if (rc) {
 		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "event loop: %s", ovmc_strerror(rc));
 		goto fail;
 	}
-	rc = ovmc_drv_start(h->drv, ovmc_now_ns());
+	rc = h->lost ? 0 : ovmc_drv_start(h->drv, ovmc_now_ns());
 	if (rc) {
 		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "driver start failed: %s", ovmc_strerror(rc));
 		goto fail;

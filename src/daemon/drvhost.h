@@ -24,11 +24,15 @@ struct drvhost_config {
 	struct ovmc_dev_config dev;
 	bool trace;          /* one log line per CRQ entry and RDMA, as the driver sees them */
 	const char *capture; /* pcapng file of the driver's side, or NULL */
+	/* The platform is not attached yet: serve the device with the driver
+	 * in its initial state until drvhost_platform_back(). */
+	bool detached;
 };
 
 /*
  * Create the driver on `plat` (not owned; it must outlive the host or be
- * declared lost first), start it (probe, INIT) and serve the device.
+ * declared lost first), start it (probe, INIT) unless cfg->detached, and
+ * serve the device.
  * Errors are logged. Returns 0, or the negative code of ovmc_drv_new(),
  * ovmc_drv_start(), ovmc_dev_new(), the capture file or the loop.
  */

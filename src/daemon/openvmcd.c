@@ -21,11 +21,9 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_SOCKET "/run/openvmc/hv.sock"
@@ -58,8 +56,9 @@ struct attach {
 	const char *socket;
 	uint64_t retry_ns;
 	int fd;           /* watched control socket, -1 while lost */
-	uint64_t retry_at; /* next re-attachment attempt while lost */
+	uint64_t retry_at; /* next attachment attempt while lost */
 	unsigned attempts;
+	bool attached;     /* at least once */
 };
 
 static void usage(FILE *out)
@@ -79,7 +78,7 @@ static void usage(FILE *out)
 	      "  -p, --pool N             buffers per HMC connection (32)\n"
 	      "  -u, --mtu N              largest message in bytes (4096)\n"
 	      "  -r, --retry-ms MS        interval of attachment attempts (500)\n"
-	      "  -c, --control PATH       control socket (status)\n"
+	      "  -c, --control PATH       control socket (status, trace)\n"
 	      "  -t, --trace              log every CRQ entry and RDMA in readable form\n"
 	      "  -w, --capture FILE       write every CRQ entry and RDMA to a pcapng file\n"
 	      "  -l, --log-level LEVEL    error, warn, info (default), debug or trace\n"
@@ -243,47 +242,20 @@ static uint64_t on_idle(void *arg, uint64_t now)
 		return a->retry_at;
 	rc = ovmc_xproc_reconnect(a->plat);
 	if (rc == 0 && watch(a) == 0) {
-		ovmc_log(OVMC_LOG_INFO, "main", "re-attached to the hypervisor at %s", a->socket);
+		ovmc_log(OVMC_LOG_INFO, "main", "%s to the hypervisor at %s",
+			 a->attached ? "re-attached" : "attached", a->socket);
+		a->attached = true;
 		drvhost_platform_back(a->drv, a->plat);
 		return OVMC_TIME_NEVER;
 	}
+	/* No hypervisor yet is normal; anything else is worth a warning. */
 	if (a->attempts++ == 0)
-		ovmc_log(OVMC_LOG_INFO, "main", "hypervisor at %s not there yet (%s); retrying",
-			 a->socket, ovmc_strerror(rc));
+		ovmc_log(rc == -ENOENT || rc == -ECONNREFUSED ? OVMC_LOG_INFO : OVMC_LOG_WARN,
+			 "main", "hypervisor at %s not there (%s); retrying every %llu ms",
+			 a->socket, ovmc_strerror(rc),
+			 (unsigned long long)(a->retry_ns / NS_PER_MS));
 	a->retry_at = now + a->retry_ns;
 	return a->retry_at;
-}
-
-/* Wait for the hypervisor at start, still answering SIGINT/SIGTERM. */
-static int first_attach(const struct options *o, size_t mem_size, struct ovmc_platform **plat)
-{
-	struct timespec ts = {.tv_sec = (time_t)(o->retry_ms / 1000),
-			      .tv_nsec = (long)(o->retry_ms % 1000) * 1000000L};
-	sigset_t set;
-	bool told = false;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	for (;;) {
-		int rc = ovmc_xproc_connect(o->socket, mem_size, plat);
-
-		if (rc == 0)
-			return 0;
-		if (rc != -ENOENT && rc != -ECONNREFUSED) {
-			ovmc_log(OVMC_LOG_ERROR, "main", "cannot attach to %s: %s", o->socket,
-				 ovmc_strerror(rc));
-			return rc;
-		}
-		if (!told) {
-			ovmc_log(OVMC_LOG_INFO, "main", "waiting for the hypervisor at %s",
-				 o->socket);
-			told = true;
-		}
-		/* The loop blocked these signals: this is how they still stop us. */
-		if (sigtimedwait(&set, NULL, &ts) > 0)
-			return -EINTR;
-	}
 }
 
 int main(int argc, char **argv)
@@ -330,19 +302,20 @@ int main(int argc, char **argv)
 		ovmc_log(OVMC_LOG_ERROR, "main", "event loop: %s", ovmc_strerror(rc));
 		goto out;
 	}
-	rc = first_attach(&o, ovmc_drv_memory_required(&o.drv), &a.plat);
+	/* The device is served from the start; the idle hook attaches. */
+	rc = ovmc_xproc_new(o.socket, ovmc_drv_memory_required(&o.drv), &a.plat);
 	if (rc) {
-		status = rc == -EINTR ? 0 : 1;
+		ovmc_log(OVMC_LOG_ERROR, "main", "partition memory: %s", ovmc_strerror(rc));
 		goto out;
 	}
 	a.loop = loop;
 	a.socket = o.socket;
 	a.retry_ns = o.retry_ms * NS_PER_MS;
+	a.retry_at = ovmc_now_ns();
+	dc.detached = true;
 	if (drvhost_new(loop, a.plat, &dc, &a.drv))
 		goto out;
-	rc = watch(&a);
-	if (!rc)
-		rc = ovmc_loop_add_idle(loop, on_idle, &a);
+	rc = ovmc_loop_add_idle(loop, on_idle, &a);
 	if (rc) {
 		ovmc_log(OVMC_LOG_ERROR, "main", "event loop: %s", ovmc_strerror(rc));
 		goto out;

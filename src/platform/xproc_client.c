@@ -271,7 +271,7 @@ fail:
 	return rc;
 }
 
-int ovmc_xproc_connect(const char *socket_path, size_t mem_size, struct ovmc_platform **out)
+int ovmc_xproc_new(const char *socket_path, size_t mem_size, struct ovmc_platform **out)
 {
 	struct xproc *x;
 	size_t size;
@@ -311,9 +311,6 @@ int ovmc_xproc_connect(const char *socket_path, size_t mem_size, struct ovmc_pla
 		rc = -errno;
 		goto fail;
 	}
-	rc = attach(x);
-	if (rc)
-		goto fail;
 	*out = &x->base;
 	return 0;
 fail:
@@ -326,6 +323,22 @@ fail:
 	free(x->path);
 	free(x);
 	return rc;
+}
+
+int ovmc_xproc_connect(const char *socket_path, size_t mem_size, struct ovmc_platform **out)
+{
+	struct ovmc_platform *p;
+	int rc = ovmc_xproc_new(socket_path, mem_size, &p);
+
+	if (rc)
+		return rc;
+	rc = attach(to_xproc(p));
+	if (rc) {
+		ovmc_platform_destroy(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
 }
 
 int ovmc_xproc_fd(struct ovmc_platform *p)
