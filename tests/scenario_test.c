@@ -558,6 +558,31 @@ static void read_async(struct sim *s, struct sim_file *f, unsigned first, unsign
 	}
 }
 
+/* The ABI cannot hand over what a closing file never read: counted and logged. */
+TEST(close_with_unread_messages_counts_and_logs_them)
+{
+	struct sim_opts o;
+	struct sim *s;
+	struct sim_file *f;
+	uint8_t id[OVMC_HMC_ID_LEN];
+
+	sim_opts_default(&o);
+	o.echo = false;
+	s = sim_new(&o);
+	sim_ready(s);
+	sim_make_id(id, 1);
+	f = sim_open_session(s, id);
+	send_async(s, 0, 0, 3);
+	sim_run(s);
+	read_async(s, f, 0, 1);
+	CHECK_EQ(drv_stats(s).discarded_msgs, 0);
+	sim_close(s, f);
+	sim_run(s);
+	CHECK_EQ(drv_stats(s).discarded_msgs, 2);
+	CHECK(strstr(s->drv_said, "file closed with 2 unread messages: discarded"));
+	CHECK_EQ(drv_stats(s).protocol_errors, 0);
+}
+
 TEST(async_messages_while_idle)
 {
 	struct sim_opts o;

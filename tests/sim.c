@@ -119,6 +119,13 @@ sim_vlog(struct sim *s, const char *who, enum ovmc_log_level level, const char *
 static void __attribute__((format(printf, 3, 0)))
 drv_log(void *user, enum ovmc_log_level level, const char *fmt, va_list ap)
 {
+	struct sim *s = user;
+	va_list copy;
+
+	va_copy(copy, ap);
+	if (level <= OVMC_LOG_INFO)
+		vsnprintf(s->drv_said, sizeof(s->drv_said), fmt, copy);
+	va_end(copy);
 	sim_vlog(user, "drv", level, fmt, ap);
 }
 

@@ -129,6 +129,7 @@ struct sim {
 	unsigned lost_wakeups;
 	/* VMCs created by the machine (configured or by H_REQUEST_VMC) */
 	unsigned vmcs_created;
+	char drv_said[256]; /* the driver's last log line at info or above */
 	bool started;  /* sim_start() ran */
 	int log_level; /* -1: silent */
 };

@@ -511,15 +511,19 @@ static void orphan_queue(struct ovmc_drv *d, struct ovmc_drv_file *f, struct drv
 	}
 }
 
-static void discard_queue(struct ovmc_drv *d, struct drv_slot *s)
+/* Unread messages of a connection nobody reads any more; returns how many. */
+static unsigned discard_queue(struct ovmc_drv *d, struct drv_slot *s)
 {
+	unsigned n = 0;
 	int id;
 
 	while ((id = rq_pop(s, d)) >= 0) {
 		d->stats.discarded_msgs++;
+		n++;
 		if (s->bufs[id].state == DB_BUSY)
 			buf_free(s, (unsigned)id);
 	}
+	return n;
 }
 
 static void forget_buffers(struct ovmc_drv *d, struct drv_slot *s)
@@ -542,7 +546,11 @@ static void return_slot(struct ovmc_drv *d, struct drv_slot *s)
 		f->slot = NULL;
 		f->reset = true;
 	} else {
-		discard_queue(d, s);
+		unsigned n = discard_queue(d, s);
+
+		if (n)
+			drv_log(d, OVMC_LOG_INFO, "%u unread messages of closed HMC index %u discarded",
+				n, s->index);
 	}
 	s->file = NULL;
 	forget_buffers(d, s);
@@ -854,7 +862,8 @@ static void handle_signal(struct ovmc_drv *d, const struct ovmc_entry *m)
 	}
 	if (!s->file) {
 		d->stats.discarded_msgs++;
-		drv_log(d, OVMC_LOG_DEBUG, "message on closing index %u discarded", s->index);
+		drv_log(d, OVMC_LOG_INFO, "message on closing HMC index %u discarded (%u bytes)",
+			s->index, h->msg_len);
 		buf_free(s, h->buffer_id);
 		return;
 	}
@@ -1274,13 +1283,14 @@ int ovmc_drv_request_vmc(struct ovmc_drv *d, uint32_t *drc_index, uint64_t now)
 void ovmc_drv_close(struct ovmc_drv *d, struct ovmc_drv_file *f, uint64_t now)
 {
 	struct drv_slot *s = f->slot;
+	unsigned unread = 0;
 
 	d->now = now;
 	if (s) {
 		struct ovmc_hmc_msg h = {.session = s->session, .index = (uint8_t)s->index};
 
 		s->file = NULL;
-		discard_queue(d, s);
+		unread = discard_queue(d, s);
 		if (tx_hmc(d, OVMC_MSG_CLOSE, &h) == 0) {
 			s->state = OVMC_SLOT_CLOSING;
 		} else {
@@ -1294,8 +1304,12 @@ void ovmc_drv_close(struct ovmc_drv *d, struct ovmc_drv_file *f, uint64_t now)
 
 		f->orphans = o->next;
 		d->stats.discarded_msgs++;
+		unread++;
 		free(o);
 	}
+	/* The ABI has no way to hand them over: counted, and said. */
+	if (unread)
+		drv_log(d, OVMC_LOG_INFO, "file closed with %u unread messages: discarded", unread);
 	free(f);
 }
 
