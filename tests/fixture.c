@@ -2,7 +2,8 @@
 /*
  * Shared fixture of the tests that run the real programs: daemons started
  * in a fresh directory under /tmp and always cleaned up (killed by pid,
- * mount detached, files removed), devclient runs, control-socket requests.
+ * mount detached, files removed; if the test process itself dies, its
+ * daemons and clients die with it), devclient runs, control-socket requests.
  */
 #include "fixture.h"
 
@@ -121,7 +122,8 @@ static void daemon_cleanup(void *arg)
 	if (d->in_dir || d->dev_absent)
 		unlink(d->path);
 	unlink(d->ctl);
-	print_log(d);
+	if (ovmc_test_failed())
+		print_log(d);
 	unlink(d->log);
 	rmdir(d->dir);
 	free(d);
@@ -162,13 +164,16 @@ bool log_has(const struct daemon *d, size_t from, const char *what)
 void spawn_argv(struct daemon *d, const char *const *argv, const char *ready)
 {
 	size_t from = log_size(d);
+	pid_t parent = getpid();
 
 	d->pid = fork();
 	if (d->pid < 0)
 		FAIL("fork: %s", strerror(errno));
 	if (d->pid == 0) {
-		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		int fd;
 
+		ovmc_test_die_with_parent(parent);
+		fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		if (fd < 0 || dup2(fd, STDERR_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0)
 			_exit(127);
 		execv(argv[0], (char *const *)argv);
@@ -262,6 +267,7 @@ struct client *client_spawn_prog(const char *prog, const char *const *args)
 	const char *argv[16];
 	struct client *c = calloc(1, sizeof(*c));
 	int out[2], in[2], n = 0;
+	pid_t parent = getpid();
 
 	if (!c)
 		FAIL("out of memory");
@@ -277,6 +283,7 @@ struct client *client_spawn_prog(const char *prog, const char *const *args)
 	if (c->pid < 0)
 		FAIL("fork: %s", strerror(errno));
 	if (c->pid == 0) {
+		ovmc_test_die_with_parent(parent);
 		if (dup2(out[1], STDOUT_FILENO) < 0 || dup2(in[0], STDIN_FILENO) < 0)
 			_exit(127);
 		execv(argv[0], (char *const *)argv);

@@ -3,7 +3,10 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 extern const struct ovmc_test __start_ovmc_tests[] __attribute__((weak));
 extern const struct ovmc_test __stop_ovmc_tests[] __attribute__((weak));
@@ -40,6 +43,18 @@ void ovmc_test_defer(void (*fn)(void *), void *arg)
 		abort();
 	}
 	deferred[n_deferred++] = (struct deferred){fn, arg};
+}
+
+bool ovmc_test_failed(void)
+{
+	return test_failed != 0;
+}
+
+void ovmc_test_die_with_parent(pid_t parent)
+{
+	/* Only async-signal-safe calls: the test may have threads. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+		_exit(127);
 }
 
 uint64_t ovmc_test_rand(uint64_t *state)

@@ -9,8 +9,10 @@
 #define OVMC_TEST_HARNESS_H
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
 
 struct ovmc_test {
 	const char *name;
@@ -30,6 +32,21 @@ _Noreturn void ovmc_test_fail(const char *file, int line, const char *fmt, ...)
 
 /* Cleanup run when the current test ends, passed or failed (LIFO). */
 void ovmc_test_defer(void (*fn)(void *), void *arg);
+
+/* Has the current test failed? Lets a cleanup keep its diagnostics (a
+ * daemon's log) for the failures that need them. */
+bool ovmc_test_failed(void);
+
+/*
+ * First thing a child forked by a test does (before exec, and again after
+ * any credential change, which clears it): the child is SIGKILLed when the
+ * test process dies, however it dies (SIGKILL, crash, ctest timeout), so
+ * that no daemon or client outlives its test; a daemon's FUSE mount then
+ * goes with its fusermount3 auto_unmount watchdog. `parent` is getpid()
+ * taken before fork(): if the test died already, the child exits 127.
+ * The signal follows the forking *thread*: fork from the test's own thread.
+ */
+void ovmc_test_die_with_parent(pid_t parent);
 
 #define CHECK(cond)                                                                         \
 	do {                                                                                \

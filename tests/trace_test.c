@@ -88,6 +88,7 @@ static struct reader *vmcctl_spawn(const char *const *args)
 	const char *argv[16] = {VMCCTL_BIN};
 	struct reader *v = reader_new();
 	int p[2], n = 1;
+	pid_t parent = getpid();
 
 	for (; *args && n < 15; args++)
 		argv[n++] = *args;
@@ -98,6 +99,7 @@ static struct reader *vmcctl_spawn(const char *const *args)
 	if (v->pid < 0)
 		FAIL("fork: %s", strerror(errno));
 	if (v->pid == 0) {
+		ovmc_test_die_with_parent(parent);
 		if (dup2(p[1], STDOUT_FILENO) < 0 || dup2(p[1], STDERR_FILENO) < 0)
 			_exit(127);
 		execv(argv[0], (char *const *)argv);

@@ -130,11 +130,13 @@ static struct run *run_env(const char *input, const char *const *env, const char
 		FAIL("pipe: %s", strerror(errno));
 	fflush(stdout);
 	fflush(stderr);
+	pid_t parent = getpid();
 	pid_t pid = fork();
 
 	if (pid < 0)
 		FAIL("fork: %s", strerror(errno));
 	if (pid == 0) {
+		ovmc_test_die_with_parent(parent);
 		if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
 			_exit(126);
 		execve(VMCCTL_BIN, (char *const *)argv, envp);
@@ -1033,6 +1035,7 @@ static struct bg *bg_spawn(const char *const *args)
 	const char *argv[16] = {VMCCTL_BIN};
 	struct bg *b = calloc(1, sizeof(*b));
 	int p[2], n = 1;
+	pid_t parent = getpid();
 
 	if (!b)
 		FAIL("out of memory");
@@ -1047,6 +1050,7 @@ static struct bg *bg_spawn(const char *const *args)
 	if (b->pid < 0)
 		FAIL("fork: %s", strerror(errno));
 	if (b->pid == 0) {
+		ovmc_test_die_with_parent(parent);
 		if (dup2(p[1], 1) < 0 || dup2(p[1], 2) < 0)
 			_exit(126);
 		execv(VMCCTL_BIN, (char *const *)argv);
