@@ -8,9 +8,11 @@
 #include "sim.h"
 
 #include <openvmc/capture.h>
+#include <openvmc/router.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -226,7 +228,7 @@ static char *tshark(const char *file, const char *const *fields, size_t nfields)
 	size_t argc = 0, cap = 1 << 16, len = 0;
 	char lua[256], *out = malloc(cap);
 	int pipefd[2], status;
-	pid_t pid;
+	pid_t pid, parent = getpid();
 
 	CHECK(out);
 	snprintf(lua, sizeof(lua), "lua_script:%s/dissector/openvmc.lua", OVMC_SOURCE_DIR);
@@ -248,8 +250,10 @@ static char *tshark(const char *file, const char *const *fields, size_t nfields)
 	pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
-		int devnull = open("/dev/null", O_WRONLY);
+		int devnull;
 
+		ovmc_test_die_with_parent(parent);
+		devnull = open("/dev/null", O_WRONLY);
 		dup2(pipefd[1], STDOUT_FILENO);
 		dup2(devnull, STDERR_FILENO);
 		close(pipefd[0]);
@@ -278,6 +282,21 @@ static char *tshark(const char *file, const char *const *fields, size_t nfields)
 		FAIL("tshark failed (status %d): is the tshark package installed?", status);
 	}
 	return out;
+}
+
+/* Split a tshark line at its commas into at most n fields. */
+static void split_fields(char *line, char **v, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		v[k] = line;
+		line = strchr(line, ',');
+		if (!line) {
+			while (++k < n)
+				v[k] = "";
+			return;
+		}
+		*line++ = 0;
+	}
 }
 
 TEST(tshark_dissector_decodes_capture)
@@ -320,15 +339,9 @@ TEST(tshark_dissector_decodes_capture)
 
 	out = tshark(path, fields, sizeof(fields) / sizeof(fields[0]));
 	for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *v[16] = {0}, *p = line;
+		char *v[16];
 
-		for (int k = 0; k < 16; k++) {
-			v[k] = p;
-			p = strchr(p, ',');
-			if (!p)
-				break;
-			*p++ = 0;
-		}
+		split_fields(line, v, 16);
 		lines++;
 		if (!strcmp(v[0], "1") && !strcmp(v[2], "0xc0") && !strcmp(v[3], "0x01"))
 			inits++;
@@ -344,7 +357,7 @@ TEST(tshark_dissector_decodes_capture)
 			CHECK(!strcmp(v[6], "0"));
 			CHECK_EQ(atoi(v[8]), (int)n);
 		}
-		if (v[12] && *v[12]) {
+		if (*v[12]) {
 			routers++;
 			CHECK(!strcmp(v[0], "2"));
 			CHECK_EQ(strtoul(v[12], NULL, 16) & 0xFFFF0000u, 0xABCD0000u);
@@ -360,6 +373,118 @@ TEST(tshark_dissector_decodes_capture)
 	CHECK_EQ(caps, 1);
 	CHECK_EQ(signals, 4);  /* two requests, two echoes */
 	CHECK_EQ(routers, 4);  /* their RDMA payloads */
+}
+
+static void backend_free(void *b)
+{
+	ovmc_backend_free(b);
+	free(b);
+}
+
+/*
+ * The router backend answers, so the capture holds responses: tshark must
+ * show their flags and return codes (good and an error) with the request's
+ * token and opcode.
+ */
+TEST(tshark_dissector_decodes_router_responses)
+{
+	static const char *const fields[] = {
+		"openvmc.kind",
+		"openvmc.dir",
+		"openvmc.router.token",
+		"openvmc.router.opcode",
+		"openvmc.router.target",
+		"openvmc.router.flags",
+		"openvmc.router.flags.expect",
+		"openvmc.router.flags.response",
+		"openvmc.router.rc",
+	};
+	static const struct {
+		uint32_t token;
+		uint16_t opcode, rc;
+		const char *data;
+	} calls[] = {
+		{0x5EED0001, OVMC_ROUTER_OP_EXCHANGE_OPS, OVMC_ROUTER_RC_GOOD, ""},
+		{0x5EED0002, OVMC_ROUTER_OP_ECHO, OVMC_ROUTER_RC_GOOD, "tshark"},
+		{0x5EED0003, 0x0003, OVMC_ROUTER_RC_INVALID_OPCODE, ""},
+	};
+	enum { NCALLS = sizeof(calls) / sizeof(calls[0]) };
+	struct tmpdir *d = tmpdir_new();
+	struct ovmc_backend *b = calloc(1, sizeof(*b));
+	struct ovmc_capture *c;
+	struct sim_opts o;
+	struct sim *s;
+	struct sim_file *f;
+	uint8_t id[OVMC_HMC_ID_LEN], msg[64], back[64];
+	char path[128], *out, *line, *save = NULL;
+	size_t requests[NCALLS] = {0}, responses[NCALLS] = {0};
+
+	CHECK(b);
+	CHECK_EQ(ovmc_backend_new("router", NULL, b), 0);
+	/* Deferred before the simulation, so freed after it. */
+	ovmc_test_defer(backend_free, b);
+	snprintf(path, sizeof(path), "%s/router.pcapng", d->path);
+	CHECK_EQ(ovmc_capture_open(path, OVMC_CAPTURE_HYPERVISOR, &c), 0);
+	ovmc_test_defer(capture_close, c);
+	sim_opts_default(&o);
+	o.backend = b->ops;
+	o.backend_arg = b->arg;
+	o.hv_trace = ovmc_capture_trace;
+	o.hv_trace_arg = c;
+	s = sim_new(&o);
+	sim_ready(s);
+	sim_make_id(id, 7);
+	f = sim_open_session(s, id);
+	for (size_t i = 0; i < NCALLS; i++) {
+		size_t n = router_request(msg, calls[i].token, calls[i].opcode, calls[i].data);
+		ssize_t got;
+
+		CHECK_EQ(sim_write(s, f, msg, n), (ssize_t)n);
+		CHECK(sim_wait(s, f, POLLIN, 5 * SIM_S));
+		got = sim_read(s, f, back, sizeof(back));
+		CHECK(got >= 32);
+		/* What tshark must show, as the router itself wrote it. */
+		CHECK_EQ(back[15], OVMC_ROUTER_FLAG_RESPONSE);
+		CHECK_EQ(ovmc_get_be16(back + 22), calls[i].rc);
+	}
+
+	out = tshark(path, fields, sizeof(fields) / sizeof(fields[0]));
+	for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *v[9];
+		size_t i;
+		uint32_t token;
+
+		split_fields(line, v, 9);
+		if (!*v[2])
+			continue; /* not a router message */
+		token = (uint32_t)strtoul(v[2], NULL, 16);
+		for (i = 0; i < NCALLS && calls[i].token != token; i++)
+			;
+		if (i == NCALLS)
+			FAIL("router token %s was never sent", v[2]);
+		CHECK(!strcmp(v[0], "2"));
+		CHECK_EQ(strtoul(v[3], NULL, 16), calls[i].opcode);
+		CHECK(!strcmp(v[4], "0x8000"));
+		if (!strcmp(v[1], "0")) { /* partition -> hypervisor: the request */
+			requests[i]++;
+			CHECK(!strcmp(v[5], "0x80"));
+			CHECK(!strcmp(v[6], "1"));
+			CHECK(!strcmp(v[7], "0"));
+			CHECK(!strcmp(v[8], "0x0000"));
+		} else {
+			responses[i]++;
+			CHECK(!strcmp(v[1], "1"));
+			CHECK(!strcmp(v[5], "0x40"));
+			CHECK(!strcmp(v[6], "0"));
+			CHECK(!strcmp(v[7], "1"));
+			CHECK_EQ(strtoul(v[8], NULL, 16), calls[i].rc);
+		}
+	}
+	free(out);
+	for (size_t i = 0; i < NCALLS; i++) {
+		CHECK_EQ(requests[i], 1);
+		CHECK_EQ(responses[i], 1);
+	}
 }
 
 TEST(reader_rejects_damaged_files)
