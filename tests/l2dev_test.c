@@ -630,7 +630,9 @@ TEST(async_messages_while_the_application_floods_writes)
 	struct client *c =
 		SPAWN("flood", d->path, "HMC-FLOOD", STR(FLOOD_WRITES), STR(FLOOD_ASYNC));
 	char out[4096];
+	const char *early;
 	unsigned full = 0;
+	long overlap = -1;
 
 	client_expect(c, "open", READY_TIMEOUT_MS);
 	for (int i = 0; i < FLOOD_ASYNC; i++) {
@@ -653,6 +655,13 @@ TEST(async_messages_while_the_application_floods_writes)
 	CHECK_EQ(client_wait(c, 5000), 0);
 	if (!strstr(out, FLOOD_DONE))
 		FAIL("devclient flood printed:\n%s", out);
+	/* Half way the writer waits for the first async message, so it reaches
+	 * the reader before the last echo is even written: at least one. */
+	early = strstr(out, " async messages before the last echo");
+	while (early && early > out && early[-1] != '\n')
+		early--;
+	if (!early || sscanf(early, "%ld async", &overlap) != 1 || overlap < 1)
+		FAIL("no async message arrived while the writes went on:\n%s", out);
 	fprintf(stderr, "%scontrol send found the backlog full %u times\n", out, full);
 	finish(d);
 }
