@@ -19,6 +19,7 @@
 
 #include <openvmc/ibmvmc.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -743,6 +744,51 @@ static int prepare_path(struct ovmc_dev *dev)
 	return 0;
 }
 
+/* One more than the highest descriptor open now. */
+static int above_every_fd(void)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *e;
+	int top = 0;
+
+	if (!dir)
+		return -errno;
+	while ((e = readdir(dir))) {
+		int fd = atoi(e->d_name);
+
+		if (fd >= top)
+			top = fd + 1;
+	}
+	closedir(dir);
+	return top;
+}
+
+/*
+ * auto_unmount's watchdog (fusermount3, holding a socket to us) unmounts
+ * only if opening the mount fails with ENOTCONN once that socket closes.
+ * When this process is killed, the kernel closes its descriptors in
+ * ascending order but releases the files in the reverse order, highest
+ * first. The socket is numbered above /dev/fuse, so it would be released
+ * first: the watchdog's open then races the teardown of a connection
+ * still alive, fails with ECONNABORTED instead, and the dead mount stays
+ * (seen in about one kill in ten under load). A copy of the /dev/fuse
+ * descriptor above every other one makes /dev/fuse go first.
+ */
+static int keep_fuse_last(struct ovmc_dev *dev)
+{
+	int top = above_every_fd();
+
+	if (top >= 0)
+		dev->fd_last = fcntl(dev->fd, F_DUPFD_CLOEXEC, top);
+	if (top < 0 || dev->fd_last < 0) {
+		int rc = top < 0 ? top : -errno;
+
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "%s: %s", dev->path, strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
 static int fuse_start(struct ovmc_dev *dev)
 {
 	char prog[] = "openvmc", dash_o[] = "-o";
@@ -769,6 +815,9 @@ static int fuse_start(struct ovmc_dev *dev)
 	}
 	dev->mounted = true;
 	dev->fd = fuse_session_fd(dev->se);
+	rc = keep_fuse_last(dev);
+	if (rc)
+		return rc;
 	ovmc_log(OVMC_LOG_INFO, COMPONENT, "device ready at %s", dev->path);
 	return 0;
 }
@@ -792,7 +841,7 @@ int ovmc_dev_new(const struct ovmc_dev_config *cfg, struct ovmc_drv *drv, struct
 	}
 	dev->cfg = *cfg;
 	dev->drv = drv;
-	dev->fd = -1;
+	dev->fd = dev->fd_last = -1;
 	dev->path = strdup(cfg->cuse ? "/dev/" : cfg->path);
 	dev->cuse_name = cfg->cuse ? strdup(cfg->cuse_name) : NULL;
 	dev->rbuf = malloc(OVMC_DEV_MAX_READ);
@@ -899,6 +948,8 @@ void ovmc_dev_free(struct ovmc_dev *dev)
 	/* Blocked readers hear EIO rather than a dead connection. */
 	while (dev->files)
 		file_destroy(dev, dev->files, EIO);
+	if (dev->fd_last >= 0)
+		close(dev->fd_last);
 	if (dev->se) {
 		if (dev->mounted)
 			fuse_session_unmount(dev->se);

@@ -45,6 +45,7 @@ struct ovmc_dev {
 	struct fuse_session *se;
 	struct fuse_buf buf;
 	int fd;
+	int fd_last; /* FUSE: a copy of fd numbered above the watchdog's socket */
 	bool created; /* ovmc_dev_new() created the file at path */
 	bool mounted;
 	bool gone;
