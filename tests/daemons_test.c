@@ -440,7 +440,108 @@ TEST(write_while_another_thread_reads_the_same_fd)
 	CHECK(strstr(out, "reader got the echo"));
 }
 
+TEST(errno_cases_of_the_single_daemon_also_hold)
+{
+	struct hvd *h = hvd(ARGS("--hmcs", "1"));
+	struct daemon *d = drv(h, ARGS("--hmcs", "1"));
+	char out[1024];
+
+	CLIENT_OUT(out, "mtu", d->path, "HMC-MTU", "4096");
+	CHECK(strstr(out, "write of MTU+1: EIO"));
+	CHECK(strstr(out, "read with MTU+1: EINVAL"));
+	CHECK(strstr(out, "MTU round trip ok"));
+	CLIENT_OUT(out, "nosession", d->path);
+	CHECK(strstr(out, "write before SETHMCID: EIO"));
+	CHECK(strstr(out, "read before SETHMCID: EIO"));
+	CLIENT_OUT(out, "twice", d->path, "HMC-TWICE");
+	CHECK(strstr(out, "second SETHMCID: EIO"));
+	CLIENT_OUT(out, "busy", d->path, "HMC-ONE", "HMC-TWO");
+	CHECK(strstr(out, "SETHMCID on a second fd: EBUSY"));
+	CLIENT_OUT(out, "badioctl", d->path);
+	CHECK(strstr(out, "ioctl _IO(0xCC, 3): EINVAL"));
+	CHECK(strstr(out, "ioctl _IOR(0xCC, 0x7f, int): EINVAL"));
+	CHECK(strstr(out, "ioctl TCGETS-like 0x5401: EINVAL"));
+	CHECK(strstr(out, "foreign QUERY: state 3"));
+}
+
+TEST(bad_pointers_efault_and_nothing_lost)
+{
+	struct hvd *h = hvd(NULL);
+	struct daemon *d = drv(h, NULL);
+	size_t from = log_size(d);
+	char out[4096];
+
+	CLIENT_OUT(out, "efault", d->path, "HMC-EFAULT");
+	CHECK(strstr(out, "QUERY into NULL: EFAULT"));
+	CHECK(strstr(out, "REQUESTVMC into NULL: EFAULT"));
+	CHECK(strstr(out, "SETHMCID with the id running into an unmapped page: EFAULT"));
+	CHECK(strstr(out, "SETHMCID after the faulting ones: 0"));
+	CHECK(strstr(out, "write from an unmapped page: EFAULT"));
+	CHECK(strstr(out, "read into NULL, a message queued: EFAULT\n"
+			  "after the read into NULL: still POLLIN\n"
+			  "the message read after the fault is whole"));
+	CHECK(strstr(out, "echo after the faults: ok"));
+	CHECK(log_has(d, from, "32 bytes of the HMC id at 0x"));
+	CHECK(log_has(d, from, "answering EFAULT"));
+}
+
+TEST(blocking_read_interrupted_by_a_restartable_signal_eintr)
+{
+	struct hvd *h = hvd(NULL);
+	struct daemon *d = drv(h, NULL);
+	char out[512];
+
+	CLIENT_OUT(out, "eintr", d->path, "HMC-EINTR");
+	CHECK(strstr(out, "blocking read, SIGALRM with SA_RESTART: EINTR"));
+	CHECK(strstr(out, "a later message is read on the same fd"));
+}
+
+TEST(every_buffer_in_flight_ebusy_until_a_read_frees_one)
+{
+	struct hvd *h = hvd(NULL);
+	struct daemon *d = drv(h, NULL);
+	char out[1024];
+
+	CLIENT_OUT(out, "exhaust", d->path, "HMC-EXHAUST");
+	CHECK(strstr(out, "write with every buffer in flight: EBUSY after "));
+	CHECK(strstr(out, "poll with every buffer in flight: no POLLOUT"));
+	CHECK(strstr(out, "poll after reading one echo: POLLOUT"));
+	CHECK(strstr(out, "echoes arrived in order"));
+}
+
+TEST(device_file_mode_defaults_to_0600)
+{
+	struct hvd *h = hvd(NULL);
+	struct daemon *d = drv(h, NULL);
+	struct stat st;
+
+	CHECK(stat(d->path, &st) == 0);
+	CHECK_EQ(st.st_mode & 07777, 0600);
+	CHECK_EQ(st.st_uid, geteuid());
+}
+
 /* ---- the hypervisor going away under a connected driver ---- */
+
+TEST(pollout_when_open_then_pollhup_ebadfd_eio_after_openvmc_hvd_restarts)
+{
+	struct hvd *h = hvd(NULL);
+	struct daemon *d = drv(h, NULL);
+	struct client *c = SPAWN("hup", d->path, "HMC-HUP");
+	size_t from = log_size(d);
+
+	client_expect(c, "poll after the open: POLLOUT POLLWRNORM\nopen\n", READY_TIMEOUT_MS);
+	stop_daemon(h->d, SIGTERM);
+	client_expect(c, "poll after the reset: POLLHUP\n", 5000);
+	start_hvd(h, NULL);
+	wait_log(d, from, "re-attached to the hypervisor at", REATTACH_MS);
+	ctl_wait(d, "status", "driver: state ready (3), drc", REATTACH_MS);
+	close(c->in);
+	c->in = -1;
+	client_expect(c, "read after the hypervisor restarted: EBADFD", 5000);
+	client_expect(c, "write after the hypervisor restarted: EIO", 5000);
+	client_expect(c, "poll after the restart: POLLHUP\n", 5000);
+	CHECK_EQ(client_wait(c, 5000), 0);
+}
 
 /*
  * Stop the hypervisor daemon with `sig` under a blocked reader, start it
@@ -544,6 +645,10 @@ TEST(openvmcd_sigkill_seen_at_once_and_a_new_openvmcd_attaches)
 	kill(d->pid, SIGKILL);
 	CHECK(wait_child(d->pid, STOP_TIMEOUT_MS) >= 0);
 	d->pid = 0;
+	/* auto_unmount: the fusermount3 watchdog takes the mount away. */
+	for (uint64_t end = now_ms() + STOP_TIMEOUT_MS; mounted(d->path); sleep_ms(10))
+		if (now_ms() > end)
+			FAIL("%s still mounted after openvmcd was killed", d->path);
 	/* The socket closed with the process: partner failed, at once. */
 	wait_log(h->d, from, "xproc: partition 1: peer gone", 5000);
 	ctl(h->d, "sessions", out, sizeof(out));

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * devclient: an application of the kind written for Linux's /dev/ibmvmc,
- * used by the device tests (device_test.c, l2dev_test.c) against openvmc's
- * device file. It touches the device only through open, ioctl, read, write,
- * poll and close (and two threads for two scenarios), so it would run
- * unchanged against the kernel driver.
+ * used by the device tests (device_test.c, daemons_test.c, l2dev_test.c)
+ * against openvmc's device file. It touches the device only through open,
+ * ioctl, read, write, poll and close (plus two threads for two scenarios,
+ * a timer signal for one and deliberately bad pointers for another), so it
+ * would run unchanged against the kernel driver.
  *
  *   devclient SCENARIO PATH [ARGS]
  *
@@ -19,6 +20,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -27,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #define READY_STATE 3
@@ -744,6 +748,302 @@ static int do_flood(const char *path, char **args)
 	return 0;
 }
 
+/* ---- bad pointers, signals, poll events ---- */
+
+/*
+ * Two pages with the second unmapped: the returned address is the first
+ * byte of the hole, so `hole - k` has k readable bytes and no more.
+ */
+static uint8_t *page_hole(void)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	uint8_t *p = mmap(NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	if (munmap(p + page, (size_t)page) != 0)
+		return NULL;
+	return p + page;
+}
+
+/* NULL, hidden from the compiler, which rightly objects to read(fd, NULL, n). */
+static void *volatile null_ptr;
+
+/* Wait until a message is queued on fd. */
+static int wait_pollin(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	if (poll(&p, 1, BUSY_RETRY_MS) != 1 || !(p.revents & POLLIN))
+		return fail("no message arrived (revents 0x%x)", p.revents);
+	return 0;
+}
+
+/* A read into `bad` fails with EFAULT and leaves the queued message alone. */
+static int read_fault_keeps(int fd, void *bad, const char *what)
+{
+	static const char msg[] = "kept through a faulting read";
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	char label[96];
+	int rc;
+
+	if (write_msg(fd, msg, sizeof(msg), NULL) != (ssize_t)sizeof(msg))
+		return fail("write: %s", ename(errno));
+	if (wait_pollin(fd))
+		return 1;
+	snprintf(label, sizeof(label), "read into %s, a message queued", what);
+	rc = expect_errno(label, read(fd, bad, 64), EFAULT);
+	if (poll(&p, 1, 0) != 1 || !(p.revents & POLLIN))
+		return fail("after the faulting read: revents 0x%x, the message is gone",
+			    p.revents);
+	printf("after the read into %s: still POLLIN\n", what);
+	rc |= expect_msg(fd, msg, sizeof(msg), "the kept message");
+	if (!rc)
+		printf("the message read after the fault is whole\n");
+	return rc;
+}
+
+/*
+ * ID: every call given a pointer it cannot use gets EFAULT, costs nothing
+ * (the same fd then opens its session, a queued message survives a
+ * faulting read) and the channel keeps working.
+ */
+static int do_efault(const char *path, char **args)
+{
+	uint8_t id[HMC_ID_LEN];
+	uint8_t *hole = page_hole();
+	int fd = open_dev(path, O_RDWR);
+	int rc = 0;
+
+	if (!hole)
+		return fail("mmap: %s", strerror(errno));
+	if (parse_id(args[0], id))
+		return fail("bad id \"%s\"", args[0]);
+	if (fd < 0 || wait_ready(fd))
+		return 1;
+	rc |= expect_errno("QUERY into NULL", ioctl(fd, VMC_IOCTL_QUERY, NULL), EFAULT);
+	rc |= expect_errno("QUERY into (void *)1", ioctl(fd, VMC_IOCTL_QUERY, (void *)1), EFAULT);
+	rc |= expect_errno("REQUESTVMC into NULL", ioctl(fd, VMC_IOCTL_REQUESTVMC, NULL), EFAULT);
+	/* Before SETHMCID: Linux would say EIO, FUSE checks the buffer first. */
+	rc |= expect_errno("write from NULL before SETHMCID", write(fd, null_ptr, 16), EFAULT);
+	rc |= expect_errno("read into NULL before SETHMCID", read(fd, null_ptr, 16), EFAULT);
+	rc |= expect_errno("SETHMCID from NULL", ioctl(fd, VMC_IOCTL_SETHMCID, NULL), EFAULT);
+	/* The kernel copies the first 8 bytes; the daemon finds the rest missing. */
+	memcpy(hole - 8, id, 8);
+	rc |= expect_errno("SETHMCID with the id running into an unmapped page",
+			   ioctl(fd, VMC_IOCTL_SETHMCID, hole - 8), EFAULT);
+	if (set_id(fd, id) != 0)
+		return fail("SETHMCID after the faulting ones: %s", ename(errno));
+	printf("SETHMCID after the faulting ones: 0\n");
+	if (round_trip(fd, 1, 5, NULL))
+		return 1;
+	rc |= expect_errno("write from NULL", write(fd, null_ptr, 16), EFAULT);
+	rc |= expect_errno("write from an unmapped page", write(fd, hole, 16), EFAULT);
+	rc |= read_fault_keeps(fd, null_ptr, "NULL");
+	rc |= read_fault_keeps(fd, hole, "an unmapped page");
+	rc |= round_trip(fd, 4096, 6, NULL);
+	if (!rc)
+		printf("echo after the faults: ok\n");
+	close(fd);
+	return rc;
+}
+
+static volatile sig_atomic_t alarms;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	alarms++;
+}
+
+/*
+ * ID: a blocking read with nothing coming, in a process whose SIGALRM
+ * handler asks for SA_RESTART. Linux restarts the read; through FUSE it
+ * ends with EINTR. The fd is fine afterwards. The timer repeats so that a
+ * tick before read() is entered cannot leave it blocked for ever.
+ */
+static int do_eintr(const char *path, char **args)
+{
+	struct sigaction sa = {.sa_handler = on_alarm, .sa_flags = SA_RESTART};
+	struct itimerval every = {.it_interval = {.tv_usec = 200000},
+				  .it_value = {.tv_usec = 200000}};
+	struct itimerval off = {0};
+	uint8_t buf[64];
+	int fd = open_session(path, args[0], O_RDWR);
+	ssize_t n;
+	int err;
+
+	if (fd < 0 || round_trip(fd, 8, 7, NULL))
+		return 1;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGALRM, &sa, NULL) != 0 || setitimer(ITIMER_REAL, &every, NULL) != 0)
+		return fail("timer: %s", strerror(errno));
+	n = read(fd, buf, sizeof(buf));
+	err = errno;
+	setitimer(ITIMER_REAL, &off, NULL);
+	if (!alarms)
+		return fail("read returned %zd before any SIGALRM", n);
+	errno = err;
+	if (expect_errno("blocking read, SIGALRM with SA_RESTART", n, EINTR))
+		return 1;
+	if (round_trip(fd, 100, 8, NULL))
+		return 1;
+	printf("a later message is read on the same fd\n");
+	close(fd);
+	return 0;
+}
+
+static void print_events(const char *what, short ev)
+{
+	printf("%s:%s%s%s%s%s%s\n", what, ev & POLLIN ? " POLLIN" : "",
+	       ev & POLLRDNORM ? " POLLRDNORM" : "", ev & POLLOUT ? " POLLOUT" : "",
+	       ev & POLLWRNORM ? " POLLWRNORM" : "", ev & POLLHUP ? " POLLHUP" : "",
+	       ev ? "" : " none");
+}
+
+/*
+ * ID: POLLOUT once the open completed; then, after printing "open", wait
+ * for POLLHUP (the test restarts the hypervisor), and once stdin ends (the
+ * hypervisor is back) check the old fd: EBADFD, EIO, still POLLHUP.
+ */
+/* poll() reports only the events asked for (and POLLHUP, POLLERR). */
+#define ALL_EVENTS (POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM)
+
+static int do_hup(const char *path, char **args)
+{
+	struct pollfd p = {.events = ALL_EVENTS};
+	char buf[64], c;
+	int fd = open_session(path, args[0], O_RDWR);
+	int rc = 0;
+
+	if (fd < 0 || round_trip(fd, 8, 9, NULL))
+		return 1;
+	p.fd = fd;
+	if (poll(&p, 1, 0) != 1 || (p.revents & (POLLOUT | POLLWRNORM)) != (POLLOUT | POLLWRNORM))
+		return fail("after the open: revents 0x%x, expected POLLOUT|POLLWRNORM", p.revents);
+	print_events("poll after the open", p.revents);
+	printf("open\n");
+	fflush(stdout);
+	p.events = POLLIN;
+	if (poll(&p, 1, -1) != 1 || !(p.revents & POLLHUP))
+		return fail("waiting for the reset: revents 0x%x", p.revents);
+	print_events("poll after the reset", p.revents);
+	while (read(STDIN_FILENO, &c, 1) > 0)
+		;
+	rc |= expect_errno("read after the hypervisor restarted", read(fd, buf, sizeof(buf)),
+			   EBADFD);
+	rc |= expect_errno("write after the hypervisor restarted", write(fd, "x", 1), EIO);
+	p.events = ALL_EVENTS;
+	if (poll(&p, 1, 0) != 1 || p.revents != POLLHUP)
+		return fail("after the restart: revents 0x%x, expected POLLHUP alone", p.revents);
+	print_events("poll after the restart", p.revents);
+	close(fd);
+	return rc;
+}
+
+/*
+ * ID: EBUSY on demand. Writes without reading hand every buffer of the
+ * partition to the hypervisor (the echoes come back in the hypervisor's
+ * own), so a write gets EBUSY and poll drops POLLOUT; reading one echo
+ * frees a buffer: POLLOUT again and the write goes through. Nothing is lost.
+ */
+static int do_exhaust(const char *path, char **args)
+{
+	struct pollfd p = {.events = POLLOUT};
+	int fd = open_session(path, args[0], O_RDWR);
+	uint8_t msg[32];
+	long sent = 0;
+	ssize_t n;
+
+	if (fd < 0 || round_trip(fd, 8, 10, NULL))
+		return 1;
+	p.fd = fd;
+	for (;; sent++) {
+		if (sent == 4096)
+			return fail("4096 writes without a read never got EBUSY");
+		fill(msg, sizeof(msg), (unsigned)sent);
+		n = write(fd, msg, sizeof(msg));
+		if (n < 0)
+			break;
+		if (n != (ssize_t)sizeof(msg))
+			return fail("write %ld: %zd bytes", sent, n);
+	}
+	if (sent == 0 || errno != EBUSY)
+		return fail("write %ld with every buffer in flight: %s, expected EBUSY", sent,
+			    ename(errno));
+	printf("write with every buffer in flight: EBUSY after %ld writes\n", sent);
+	if (poll(&p, 1, 0) != 0)
+		return fail("poll with every buffer in flight: revents 0x%x", p.revents);
+	printf("poll with every buffer in flight: no POLLOUT\n");
+	fill(msg, sizeof(msg), 0);
+	if (wait_pollin(fd) || expect_msg(fd, msg, sizeof(msg), "echo 0"))
+		return 1;
+	if (poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT))
+		return fail("poll after reading one echo: revents 0x%x", p.revents);
+	printf("poll after reading one echo: POLLOUT\n");
+	fill(msg, sizeof(msg), (unsigned)sent);
+	if (write(fd, msg, sizeof(msg)) != (ssize_t)sizeof(msg))
+		return fail("write after POLLOUT: %s", ename(errno));
+	for (long i = 1; i <= sent; i++) {
+		fill(msg, sizeof(msg), (unsigned)i);
+		if (expect_msg(fd, msg, sizeof(msg), "an echo"))
+			return 1;
+	}
+	printf("all %ld echoes arrived in order\n", sent + 1);
+	close(fd);
+	return 0;
+}
+
+/*
+ * ID: the lengths the ABI treats specially: 0 on both sides, and a read
+ * shorter than the message (truncated as in Linux).
+ */
+static int do_lengths(const char *path, char **args)
+{
+	uint8_t out[200], in[200];
+	int fd = open_session(path, args[0], O_RDWR);
+	struct pollfd p = {.events = POLLIN};
+	ssize_t n;
+
+	if (fd < 0 || round_trip(fd, 8, 11, NULL))
+		return 1;
+	p.fd = fd;
+	fill(out, sizeof(out), 12);
+	if (write(fd, out, 0) != 0 || read(fd, in, 0) != 0)
+		return fail("0-byte write or read: %s", ename(errno));
+	printf("write of 0 bytes: 0, read of 0 bytes: 0\n");
+	if (write_msg(fd, out, sizeof(out), NULL) != (ssize_t)sizeof(out) || wait_pollin(fd))
+		return fail("write: %s", ename(errno));
+	n = read(fd, in, 10);
+	if (n != 10 || memcmp(in, out, 10) != 0)
+		return fail("short read: %zd", n);
+	if (poll(&p, 1, 0) != 0)
+		return fail("the rest of a truncated message is still queued");
+	printf("read of 10 bytes of a 200-byte message: 10, the rest dropped\n");
+	if (round_trip(fd, 64, 13, NULL))
+		return 1;
+	close(fd);
+	return 0;
+}
+
+/* ID: SETHMCID while the channel is not up (no VMC). */
+static int do_notready(const char *path, char **args)
+{
+	uint8_t id[HMC_ID_LEN];
+	struct ibmvmc_query_struct q = {0};
+	int fd = open_dev(path, O_RDWR);
+	int rc;
+
+	if (fd < 0 || parse_id(args[0], id))
+		return 1;
+	if (query(fd, &q) != 0 || q.state == READY_STATE)
+		return fail("QUERY: %s, state %d", ename(errno), q.state);
+	rc = expect_errno("SETHMCID before the channel is ready", set_id(fd, id), EAGAIN);
+	close(fd);
+	return rc;
+}
+
 static const struct {
 	const char *name;
 	int nargs;
@@ -767,6 +1067,12 @@ static const struct {
 	{"upper", 2, "ID COUNT", do_upper},
 	{"listen", 2, "ID N", do_listen},
 	{"flood", 3, "ID WRITES ASYNC", do_flood},
+	{"efault", 1, "ID", do_efault},
+	{"eintr", 1, "ID", do_eintr},
+	{"hup", 1, "ID", do_hup},
+	{"exhaust", 1, "ID", do_exhaust},
+	{"lengths", 1, "ID", do_lengths},
+	{"notready", 1, "ID", do_notready},
 };
 
 int main(int argc, char **argv)

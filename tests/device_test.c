@@ -41,6 +41,15 @@ static void spawn(struct daemon *d, const char *const *extra)
 	spawn_prog(d, OPENVMC_BIN, extra);
 }
 
+/* Did the mount on `path` go away by itself (within a generous bound)? */
+static bool unmounted_soon(const char *path)
+{
+	for (uint64_t end = now_ms() + STOP_TIMEOUT_MS; mounted(path); sleep_ms(10))
+		if (now_ms() > end)
+			return false;
+	return true;
+}
+
 /* openvmc serving dir/ibmvmc, started with `extra` arguments. */
 static struct daemon *start(const char *const *extra)
 {
@@ -109,13 +118,23 @@ TEST(query_reports_ready_with_a_vmc_present)
 	CHECK(strstr(out, "have_vmc 1 state 3 drc 0x9"));
 }
 
+/*
+ * devclient retries only EBUSY and fails on any other errno, so every
+ * failed write before the first success was EBUSY. How many there are is
+ * up to the race between the hypervisor's answer and the first write
+ * (mostly none), so only the count's presence is checked;
+ * every_buffer_in_flight_ebusy_until_a_read_frees_one gets EBUSY for sure.
+ */
 TEST(sethmcid_then_write_until_the_open_completes)
 {
 	struct daemon *d = start(NULL);
 	char out[512];
+	unsigned busy;
+	const char *line;
 
 	CLIENT_OUT(out, "echo", d->path, "HMC-OPEN", "1", "1");
-	CHECK(strstr(out, "open complete after"));
+	line = strstr(out, "open complete after ");
+	CHECK(line && sscanf(line, "open complete after %u EBUSY", &busy) == 1);
 	CHECK(strstr(out, "echoed 1..1"));
 }
 
@@ -187,6 +206,78 @@ TEST(unknown_ioctl_einval)
 	CHECK(strstr(out, "foreign QUERY: state 3"));
 }
 
+TEST(sethmcid_before_the_channel_is_ready_eagain)
+{
+	struct daemon *d = start(ARGS("--no-vmc"));
+	char out[512];
+
+	CLIENT_OUT(out, "notready", d->path, "HMC-EARLY");
+	CHECK(strstr(out, "SETHMCID before the channel is ready: EAGAIN"));
+}
+
+TEST(bad_pointers_efault_and_nothing_lost)
+{
+	struct daemon *d = start(NULL);
+	size_t from = log_size(d);
+	char out[4096];
+
+	CLIENT_OUT(out, "efault", d->path, "HMC-EFAULT");
+	CHECK(strstr(out, "QUERY into NULL: EFAULT"));
+	CHECK(strstr(out, "QUERY into (void *)1: EFAULT"));
+	CHECK(strstr(out, "REQUESTVMC into NULL: EFAULT"));
+	CHECK(strstr(out, "write from NULL before SETHMCID: EFAULT"));
+	CHECK(strstr(out, "read into NULL before SETHMCID: EFAULT"));
+	CHECK(strstr(out, "SETHMCID from NULL: EFAULT"));
+	CHECK(strstr(out, "SETHMCID with the id running into an unmapped page: EFAULT"));
+	CHECK(strstr(out, "SETHMCID after the faulting ones: 0"));
+	CHECK(strstr(out, "write from NULL: EFAULT"));
+	CHECK(strstr(out, "write from an unmapped page: EFAULT"));
+	CHECK(strstr(out, "read into NULL, a message queued: EFAULT\n"
+			  "after the read into NULL: still POLLIN\n"
+			  "the message read after the fault is whole"));
+	CHECK(strstr(out, "read into an unmapped page, a message queued: EFAULT\n"
+			  "after the read into an unmapped page: still POLLIN\n"
+			  "the message read after the fault is whole"));
+	CHECK(strstr(out, "echo after the faults: ok"));
+	/* Only the id cut short reaches the daemon; it says why it failed. */
+	CHECK(log_has(d, from, "32 bytes of the HMC id at 0x"));
+	CHECK(log_has(d, from, "answering EFAULT"));
+}
+
+TEST(blocking_read_interrupted_by_a_restartable_signal_eintr)
+{
+	struct daemon *d = start(NULL);
+	char out[512];
+
+	CLIENT_OUT(out, "eintr", d->path, "HMC-EINTR");
+	CHECK(strstr(out, "blocking read, SIGALRM with SA_RESTART: EINTR"));
+	CHECK(strstr(out, "a later message is read on the same fd"));
+}
+
+TEST(zero_lengths_and_a_short_read)
+{
+	struct daemon *d = start(NULL);
+	char out[8192];
+
+	CLIENT_OUT(out, "lengths", d->path, "HMC-LENGTHS");
+	CHECK(strstr(out, "write of 0 bytes: 0, read of 0 bytes: 0"));
+	CHECK(strstr(out, "read of 10 bytes of a 200-byte message: 10, the rest dropped"));
+	ctl(d, "status", out, sizeof(out));
+	CHECK(strstr(out, "truncated-reads 1 truncated-bytes 190 "));
+}
+
+TEST(every_buffer_in_flight_ebusy_until_a_read_frees_one)
+{
+	struct daemon *d = start(NULL);
+	char out[1024];
+
+	CLIENT_OUT(out, "exhaust", d->path, "HMC-EXHAUST");
+	CHECK(strstr(out, "write with every buffer in flight: EBUSY after "));
+	CHECK(strstr(out, "poll with every buffer in flight: no POLLOUT"));
+	CHECK(strstr(out, "poll after reading one echo: POLLOUT"));
+	CHECK(strstr(out, "echoes arrived in order"));
+}
+
 TEST(nonblocking_read_with_nothing_queued_eagain)
 {
 	struct daemon *d = start(NULL);
@@ -218,6 +309,51 @@ TEST(blocking_read_completes_when_the_hypervisor_sends)
 	CHECK(strncmp(out, "ok\n", 3) == 0);
 	client_expect(c, "got 68656c6c6f2066726f6d20687621", 5000);
 	CHECK_EQ(client_wait(c, 5000), 0);
+}
+
+TEST(pollout_when_open_then_pollhup_ebadfd_eio_after_a_hypervisor_restart)
+{
+	struct daemon *d = start(NULL);
+	struct client *c = SPAWN("hup", d->path, "HMC-HUP");
+	char out[512];
+
+	client_expect(c, "poll after the open: POLLOUT POLLWRNORM\nopen\n", READY_TIMEOUT_MS);
+	ctl(d, "restart", out, sizeof(out));
+	CHECK(strncmp(out, "ok\n", 3) == 0);
+	client_expect(c, "poll after the reset: POLLHUP\n", 5000);
+	ctl_wait(d, "status", "driver: state ready", 5000);
+	close(c->in);
+	c->in = -1;
+	client_expect(c, "read after the hypervisor restarted: EBADFD", 5000);
+	client_expect(c, "write after the hypervisor restarted: EIO", 5000);
+	client_expect(c, "poll after the restart: POLLHUP\n", 5000);
+	CHECK_EQ(client_wait(c, 5000), 0);
+}
+
+TEST(requestvmc_hcall_errors_map_to_errno)
+{
+	static const struct {
+		const char *rc, *want;
+	} cases[] = {
+		{"H_FUNCTION", "EPERM"},  {"H_NOT_AVAILABLE", "EPERM"},
+		{"H_RESOURCE", "ENODEV"}, {"H_PARAMETER", "EINVAL"},
+		{"H_HARDWARE", "EIO"},	  {"H_BUSY", "EBUSY"},
+		{"-99", "EIO"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct daemon *d = start(ARGS("--no-vmc", "--request-vmc-rc", cases[i].rc));
+		struct client *c = SPAWN("requestvmc", d->path);
+		char out[512], want[64];
+
+		client_read(c, out, sizeof(out), CLIENT_TIMEOUT_MS);
+		CHECK_EQ(client_wait(c, 5000), 1);
+		snprintf(want, sizeof(want), "requestvmc %s\n", cases[i].want);
+		if (!strstr(out, want))
+			FAIL("H_REQUEST_VMC answering %s: \"%s\", expected \"%s\"", cases[i].rc,
+			     out, want);
+		stop_daemon(d, SIGTERM);
+	}
 }
 
 TEST(control_send_errors)
@@ -422,6 +558,16 @@ TEST(second_daemon_on_a_served_path_refused)
 	CLIENT("echo", d->path, "HMC-FIRST", "1", "8");
 }
 
+TEST(device_file_mode_defaults_to_0600)
+{
+	struct daemon *d = start(NULL);
+	struct stat st;
+
+	CHECK(stat(d->path, &st) == 0);
+	CHECK_EQ(st.st_mode & 07777, 0600);
+	CHECK_EQ(st.st_uid, geteuid());
+}
+
 TEST(mode_and_group_are_applied)
 {
 	struct daemon *d = start(ARGS("--mode", "0640", "--group", "4242"));
@@ -473,6 +619,8 @@ TEST(sigkill_then_restart_on_the_same_path)
 	kill(d->pid, SIGKILL);
 	CHECK(wait_child(d->pid, STOP_TIMEOUT_MS) >= 0);
 	d->pid = 0;
+	/* auto_unmount: the fusermount3 watchdog takes the mount away. */
+	CHECK(unmounted_soon(d->path));
 	/* The killed daemon's control socket is stale now: replaced. */
 	CHECK(exists(d->ctl));
 	spawn(d, NULL);

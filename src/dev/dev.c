@@ -423,11 +423,16 @@ static void ioctl_sethmcid(fuse_req_t req, struct dev_file *f, unsigned flags, v
 					 "caller is in another pid namespace (or gone); run it in "
 					 "the daemon's pid namespace. Answering EFAULT",
 					 (int)ctx->pid);
+			else if (n >= 0)
+				ovmc_log(OVMC_LOG_ERROR, COMPONENT,
+					 "SETHMCID: only %zd of the 32 bytes of the HMC id at %p in "
+					 "pid %d are readable; answering EFAULT",
+					 n, arg, (int)ctx->pid);
 			else
 				ovmc_log(OVMC_LOG_ERROR, COMPONENT,
-					 "SETHMCID: reading the 32-byte HMC id from pid %d failed "
-					 "(%s, %zd bytes); answering EFAULT",
-					 (int)ctx->pid, strerror(err), n);
+					 "SETHMCID: the 32-byte HMC id at %p in pid %d cannot be "
+					 "read (%s); answering EFAULT",
+					 arg, (int)ctx->pid, strerror(err));
 			fuse_reply_err(req, EFAULT);
 			return;
 		}
