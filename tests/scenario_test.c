@@ -1485,6 +1485,43 @@ static void check_drv_error_sum(struct sim *s)
 					     st.err_session + st.err_buffer + st.err_length);
 }
 
+/*
+ * ENOBUFS: a free HMC connection whose buffer has not come yet. The
+ * hypervisor core sends the close response and the new buffer together, so
+ * the test plays the close response itself and lets only the driver run.
+ */
+TEST(sethmcid_while_the_free_connection_has_no_buffer_enobufs)
+{
+	struct sim *s = sim_new(NULL);
+	struct sim_file *f, *g;
+	struct ovmc_drv_slot_info si;
+	uint8_t id[OVMC_HMC_ID_LEN], e[16];
+	uint8_t sn;
+
+	sim_ready(s);
+	sim_make_id(id, 1);
+	f = sim_open_session(s, id);
+	sn = ovmc_hv_session_number(sim_session(s, 0));
+	sim_close(s, f);
+	raw_hmc(e, OVMC_MSG_CLOSE_RESP, sn, 0, 0, 0);
+	CHECK_EQ(ovmc_vmc_hv_send(s->vmc, e), OVMC_H_SUCCESS);
+	ovmc_platform_irq_ack(s->plat);
+	ovmc_drv_handle_interrupt(s->drv, s->now);
+	slot_info(s, 0, &si);
+	CHECK_EQ(si.state, OVMC_SLOT_FREE);
+	CHECK_EQ(si.free, 0);
+
+	g = sim_open(s);
+	CHECK_EQ(sim_sethmcid(s, g, id), -ENOBUFS);
+	/* Nothing was reserved: once the buffer comes, the same file opens. */
+	sim_run(s);
+	slot_info(s, 0, &si);
+	CHECK_EQ(si.free, 1);
+	CHECK_EQ(sim_sethmcid(s, g, id), 0);
+	sim_run(s);
+	round_trip(s, g, "after ENOBUFS");
+}
+
 TEST(malformed_entries_from_hypervisor_counted_and_survived)
 {
 	struct sim *s = sim_new(NULL);
