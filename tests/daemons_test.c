@@ -186,7 +186,7 @@ static int fd_count(pid_t pid)
 /* The exit status of a command run to its end with its output in d's log. */
 static int run_cmd(const struct daemon *d, const char *const *argv, int ms)
 {
-	pid_t pid = fork();
+	pid_t pid = ovmc_test_fork();
 	int status;
 
 	if (pid < 0)
@@ -234,17 +234,21 @@ static void adopt_orphans(void)
 /* Run `fn` as uid/gid nobody in a child; returns its exit code. */
 static int as_nobody(int (*fn)(const struct hvd *), const struct hvd *h)
 {
-	pid_t pid = fork();
+	pid_t pid = ovmc_test_fork();
 	int status;
 
 	if (pid < 0)
 		FAIL("fork: %s", strerror(errno));
 	if (pid == 0) {
+		pid_t parent = getppid();
+
 		if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
 		    setresuid(NOBODY, NOBODY, NOBODY)) {
 			perror("dropping to nobody");
 			_exit(100);
 		}
+		/* A change of uid cleared the parent-death signal. */
+		ovmc_test_die_with_parent(parent);
 		_exit(fn(h));
 	}
 	status = wait_child(pid, CLIENT_TIMEOUT_MS);
@@ -289,7 +293,7 @@ TEST(help_and_version_of_both_programs)
 			ssize_t n;
 
 			CHECK(pipe2(fds, O_CLOEXEC) == 0);
-			pid = fork();
+			pid = ovmc_test_fork();
 			CHECK(pid >= 0);
 			if (pid == 0) {
 				dup2(fds[1], STDOUT_FILENO);

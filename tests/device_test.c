@@ -72,7 +72,7 @@ TEST(help_and_version_exit_0)
 		ssize_t n;
 
 		CHECK(pipe2(p, O_CLOEXEC) == 0);
-		pid = fork();
+		pid = ovmc_test_fork();
 		CHECK(pid >= 0);
 		if (pid == 0) {
 			dup2(p[1], STDOUT_FILENO);
@@ -535,7 +535,7 @@ TEST(second_daemon_on_a_served_path_refused)
 {
 	struct daemon *d = start(NULL);
 	size_t from = log_size(d);
-	pid_t pid = fork();
+	pid_t pid = ovmc_test_fork();
 	int status;
 
 	CHECK(pid >= 0);
@@ -589,7 +589,7 @@ TEST(cuse_mode_without_dev_cuse_fails_cleanly)
 
 	if (exists("/dev/cuse"))
 		FAIL("/dev/cuse exists here: this test covers only its absence");
-	pid = fork();
+	pid = ovmc_test_fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
 		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);

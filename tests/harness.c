@@ -57,6 +57,16 @@ void ovmc_test_die_with_parent(pid_t parent)
 		_exit(127);
 }
 
+pid_t ovmc_test_fork(void)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+
+	if (pid == 0)
+		ovmc_test_die_with_parent(parent);
+	return pid;
+}
+
 uint64_t ovmc_test_rand(uint64_t *state)
 {
 	uint64_t x = *state ? *state : 0x9E3779B97F4A7C15ull;

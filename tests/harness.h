@@ -47,6 +47,8 @@ bool ovmc_test_failed(void);
  * The signal follows the forking *thread*: fork from the test's own thread.
  */
 void ovmc_test_die_with_parent(pid_t parent);
+/* fork() whose child dies with the test (ovmc_test_die_with_parent). */
+pid_t ovmc_test_fork(void);
 
 #define CHECK(cond)                                                                         \
 	do {                                                                                \
