@@ -323,6 +323,22 @@ static int do_twice(const char *path, char **args)
 	return rc;
 }
 
+/* ID: SETHMCID from a process the daemon cannot see (another pid namespace). */
+static int do_foreign(const char *path, char **args)
+{
+	uint8_t id[HMC_ID_LEN];
+	int fd = open_dev(path, O_RDWR);
+	int rc;
+
+	if (fd < 0)
+		return 1;
+	if (parse_id(args[0], id) || wait_ready(fd))
+		return 1;
+	rc = expect_errno("SETHMCID from another pid namespace", set_id(fd, id), EFAULT);
+	close(fd);
+	return rc;
+}
+
 /* ID1 ID2: a second session while the only HMC connection is in use. */
 static int do_busy(const char *path, char **args)
 {
@@ -1068,6 +1084,7 @@ static const struct {
 	{"listen", 2, "ID N", do_listen},
 	{"flood", 3, "ID WRITES ASYNC", do_flood},
 	{"efault", 1, "ID", do_efault},
+	{"foreign", 1, "ID", do_foreign},
 	{"eintr", 1, "ID", do_eintr},
 	{"hup", 1, "ID", do_hup},
 	{"exhaust", 1, "ID", do_exhaust},

@@ -456,6 +456,52 @@ TEST(requestvmc_refused_by_the_hypervisor_eperm)
 	CHECK(strstr(out, "requestvmc EPERM"));
 }
 
+/* The first child of `pid`, 0 if none. */
+static pid_t first_child(pid_t pid)
+{
+	char path[64];
+	FILE *f;
+	int child = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%d", &child) != 1)
+		child = 0;
+	fclose(f);
+	return child;
+}
+
+/*
+ * A daemon in its own pid namespace sees callers from outside as pid 0, so
+ * process_vm_readv() cannot fetch the id: EFAULT, and the log says why.
+ * unshare(1) ignores SIGTERM while it waits; if the test fails, its
+ * --kill-child takes the daemon along when the cleanup kills it.
+ */
+TEST(sethmcid_from_another_pid_namespace_efault_with_a_clear_log)
+{
+	struct daemon *d = new_daemon(NULL);
+	const char *argv[] = {"/usr/bin/unshare", "--pid", "--fork", "--kill-child=SIGTERM",
+			      OPENVMC_BIN, d->dir, "--control", d->ctl, NULL};
+	char ready[160], out[512];
+	int status;
+
+	snprintf(ready, sizeof(ready), "device ready at %s", d->path);
+	spawn_argv(d, argv, ready);
+	CLIENT_OUT(out, "foreign", d->path, "HMC-NS");
+	CHECK(strstr(out, "SETHMCID from another pid namespace: EFAULT"));
+	CHECK(log_has(d, 0, "the caller is in another pid namespace"));
+	/* The refused open reserved nothing. */
+	ctl_wait(d, "sessions", "index 0: closed", 5000);
+	CHECK(kill(first_child(d->pid), SIGTERM) == 0);
+	status = wait_child(d->pid, STOP_TIMEOUT_MS);
+	CHECK(status >= 0);
+	d->pid = 0;
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(!mounted(d->path));
+}
+
 TEST(sethmcid_32_byte_id_without_nul_arrives_whole)
 {
 	static const char hex[] = "c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdd"
