@@ -19,24 +19,8 @@
 #include <openvmc/xproc.h>
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
-
-#define DEFAULT_SOCKET "/run/openvmc/hv.sock"
-
-struct options {
-	const char *socket;
-	struct hvhost_config hv;
-	bool no_vmc;
-	long request_vmc_rc;
-	const char *control;
-	const char *pidfile;
-	enum ovmc_log_level log_level;
-	bool foreground;
-};
 
 static void usage(FILE *out)
 {
@@ -45,7 +29,7 @@ static void usage(FILE *out)
 	      "The emulated POWER hypervisor: serves the Virtual Management Channel to\n"
 	      "partitions (openvmcd) attaching over a Unix socket.\n"
 	      "\n"
-	      "  -s, --socket PATH        where partitions attach (" DEFAULT_SOCKET ");\n"
+	      "  -s, --socket PATH        where partitions attach (" OPTS_DEFAULT_SOCKET ");\n"
 	      "                           its directory is made private (0700)\n"
 	      "  -n, --hmcs N             HMC connections offered (1; max 255)\n"
 	      "  -p, --pool N             buffers per HMC connection (32)\n"
@@ -67,100 +51,11 @@ static void usage(FILE *out)
 	      out);
 }
 
-/* Returns -1 to go on, or the exit status. */
-static int parse_options(int argc, char **argv, struct options *o)
-{
-	static const struct option longs[] = {
-		{"socket", required_argument, NULL, 's'},
-		{"hmcs", required_argument, NULL, 'n'},
-		{"pool", required_argument, NULL, 'p'},
-		{"mtu", required_argument, NULL, 'u'},
-		{"hv-crq", required_argument, NULL, 'q'},
-		{"no-vmc", no_argument, NULL, 'N'},
-		{"request-vmc-rc", required_argument, NULL, 'R'},
-		{"backend", required_argument, NULL, 'b'},
-		{"control", required_argument, NULL, 'c'},
-		{"trace", no_argument, NULL, 't'},
-		{"capture", required_argument, NULL, 'w'},
-		{"log-level", required_argument, NULL, 'l'},
-		{"foreground", no_argument, NULL, 'f'},
-		{"pidfile", required_argument, NULL, 'P'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
-	};
-	unsigned long v;
-	int c;
-
-	while ((c = getopt_long(argc, argv, "s:n:p:u:q:NR:b:c:tw:l:fP:hV", longs, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			o->socket = optarg;
-			break;
-		case 'n':
-			if (!opts_uint(optarg, 1, 255, &v))
-				return opts_usage_error("--hmcs takes 1..255, not \"%s\"", optarg);
-			o->hv.hv.max_hmcs = (uint8_t)v;
-			break;
-		case 'p':
-			if (!opts_uint(optarg, 1, 1024, &v))
-				return opts_usage_error("--pool takes 1..1024, not \"%s\"", optarg);
-			o->hv.hv.pool_size = (uint16_t)v;
-			break;
-		case 'u':
-			if (!opts_uint(optarg, 32, 65536, &v))
-				return opts_usage_error("--mtu takes 32..65536, not \"%s\"", optarg);
-			o->hv.hv.mtu = (uint32_t)v;
-			break;
-		case 'q':
-			if (!opts_uint(optarg, 2, 65535, &v))
-				return opts_usage_error("--hv-crq takes 2..65535, not \"%s\"", optarg);
-			o->hv.hv.crq_size = (uint16_t)v;
-			break;
-		case 'N':
-			o->no_vmc = true;
-			break;
-		case 'R':
-			if (!opts_hcall_rc(optarg, &o->request_vmc_rc))
-				return opts_usage_error("unknown hcall return code \"%s\"", optarg);
-			break;
-		case 'b':
-			o->hv.backend = optarg;
-			break;
-		case 'c':
-			o->control = optarg;
-			break;
-		case 't':
-			o->hv.trace = true;
-			break;
-		case 'w':
-			o->hv.capture = optarg;
-			break;
-		case 'l':
-			if (ovmc_log_level_parse(optarg, &o->log_level))
-				return opts_usage_error("unknown log level \"%s\"", optarg);
-			break;
-		case 'f':
-			o->foreground = true;
-			break;
-		case 'P':
-			o->pidfile = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("openvmc-hvd %s\n", OVMC_VERSION_STRING);
-			return 0;
-		default:
-			fputs("Try 'openvmc-hvd --help'.\n", stderr);
-			return 2;
-		}
-	}
-	if (optind < argc)
-		return opts_usage_error("unexpected argument \"%s\"", argv[optind]);
-	return -1;
-}
+static const struct opts_program program = {
+	.name = "openvmc-hvd",
+	.shortopts = "s:n:p:u:q:NR:b:c:tw:l:fP:hV",
+	.usage = usage,
+};
 
 static void on_server(void *arg, int fd, uint32_t events)
 {
@@ -177,8 +72,8 @@ xproc_log(void *user, enum ovmc_log_level level, const char *fmt, va_list ap)
 
 int main(int argc, char **argv)
 {
-	struct options o = {.socket = DEFAULT_SOCKET, .log_level = OVMC_LOG_INFO,
-			    .request_vmc_rc = OVMC_H_SUCCESS};
+	struct opts o;
+	struct hvhost_config hc;
 	struct ovmc_xproc_server_config sc = {0};
 	struct ovmc_xproc_server *srv = NULL;
 	struct ovmc_loop *loop = NULL;
@@ -187,11 +82,11 @@ int main(int argc, char **argv)
 	int status = 1, rc;
 
 	opts_program(argv[0]);
-	ovmc_hv_config_default(&o.hv.hv);
-	rc = parse_options(argc, argv, &o);
+	rc = opts_parse(argc, argv, &program, &o);
 	if (rc >= 0)
 		return rc;
 	ovmc_log_setup(argv[0], o.log_level);
+	opts_hv_config(&o, &hc);
 	if (!o.foreground && (rc = opts_daemonize())) {
 		ovmc_log(OVMC_LOG_ERROR, "main", "cannot go to the background: %s",
 			 ovmc_strerror(rc));
@@ -203,14 +98,14 @@ int main(int argc, char **argv)
 		ovmc_log(OVMC_LOG_ERROR, "main", "event loop: %s", ovmc_strerror(rc));
 		goto out;
 	}
-	if (hvhost_new(loop, &o.hv, &hv))
+	if (hvhost_new(loop, &hc, &hv))
 		goto out;
 	sc.socket_path = o.socket;
 	sc.machine = hvhost_machine(hv);
 	sc.vmc_present = !o.no_vmc;
 	sc.request_vmc_rc = o.request_vmc_rc;
-	sc.hv_window_size = ovmc_hv_memory_required(&o.hv.hv);
-	sc.hv_queue_entries = o.hv.hv.crq_size;
+	sc.hv_window_size = ovmc_hv_memory_required(&hc.hv);
+	sc.hv_queue_entries = hc.hv.crq_size;
 	sc.log = xproc_log;
 	sc.log_user = (void *)"platform";
 	rc = ovmc_xproc_server_new(&sc, &srv);
@@ -232,7 +127,7 @@ int main(int argc, char **argv)
 			goto out;
 	}
 	ovmc_log(OVMC_LOG_INFO, "main", "hypervisor ready at %s (backend %s)", o.socket,
-		 o.hv.backend ? o.hv.backend : "echo");
+		 o.backend ? o.backend : "echo");
 	opts_daemon_ready(o.pidfile);
 	rc = ovmc_loop_run(loop);
 	if (rc)

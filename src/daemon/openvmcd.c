@@ -20,33 +20,11 @@
 #include <openvmc/xproc.h>
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
-#define DEFAULT_SOCKET "/run/openvmc/hv.sock"
-#define DEVICE_NAME "ibmvmc"
 #define NS_PER_MS 1000000ull
-
-struct options {
-	const char *socket;
-	const char *device;
-	const char *dir;
-	mode_t mode;
-	gid_t gid;
-	bool set_gid;
-	struct ovmc_drv_config drv;
-	const char *control;
-	const char *capture;
-	const char *pidfile;
-	enum ovmc_log_level log_level;
-	unsigned long retry_ms;
-	bool trace;
-	bool foreground;
-	bool cuse;
-};
 
 /* The attachment to the hypervisor and its re-attachment. */
 struct attach {
@@ -70,7 +48,7 @@ static void usage(FILE *out)
 	      "The management partition's VMC driver: attaches to the hypervisor daemon\n"
 	      "(openvmc-hvd) and serves the device file with the Linux ibmvmc ABI.\n"
 	      "\n"
-	      "  -s, --socket PATH        the hypervisor's socket (" DEFAULT_SOCKET ")\n"
+	      "  -s, --socket PATH        the hypervisor's socket (" OPTS_DEFAULT_SOCKET ")\n"
 	      "  -d, --device PATH        device file to serve (CUSE: /dev/NAME)\n"
 	      "  -m, --mode OCTAL         permissions of the device file (0600)\n"
 	      "  -g, --group NAME|GID     group of the device file\n"
@@ -90,116 +68,12 @@ static void usage(FILE *out)
 	      out);
 }
 
-/* Returns -1 to go on, or the exit status. */
-static int parse_options(int argc, char **argv, struct options *o)
-{
-	static const struct option longs[] = {
-		{"socket", required_argument, NULL, 's'},
-		{"device", required_argument, NULL, 'd'},
-		{"mode", required_argument, NULL, 'm'},
-		{"group", required_argument, NULL, 'g'},
-		{"hmcs", required_argument, NULL, 'n'},
-		{"pool", required_argument, NULL, 'p'},
-		{"mtu", required_argument, NULL, 'u'},
-		{"retry-ms", required_argument, NULL, 'r'},
-		{"control", required_argument, NULL, 'c'},
-		{"trace", no_argument, NULL, 't'},
-		{"capture", required_argument, NULL, 'w'},
-		{"log-level", required_argument, NULL, 'l'},
-		{"cuse", no_argument, NULL, 'C'},
-		{"foreground", no_argument, NULL, 'f'},
-		{"pidfile", required_argument, NULL, 'P'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
-	};
-	unsigned long v;
-	int c;
-
-	while ((c = getopt_long(argc, argv, "s:d:m:g:n:p:u:r:c:tw:l:CfP:hV", longs, NULL)) !=
-	       -1) {
-		switch (c) {
-		case 's':
-			o->socket = optarg;
-			break;
-		case 'd':
-			o->device = optarg;
-			break;
-		case 'm':
-			if (!opts_mode(optarg, &o->mode))
-				return opts_usage_error("bad mode \"%s\" (octal, e.g. 0660)", optarg);
-			break;
-		case 'g':
-			if (!opts_group(optarg, &o->gid))
-				return opts_usage_error("unknown group \"%s\"", optarg);
-			o->set_gid = true;
-			break;
-		case 'n':
-			if (!opts_uint(optarg, 1, 255, &v))
-				return opts_usage_error("--hmcs takes 1..255, not \"%s\"", optarg);
-			o->drv.max_hmcs = (uint8_t)v;
-			break;
-		case 'p':
-			if (!opts_uint(optarg, 1, 1024, &v))
-				return opts_usage_error("--pool takes 1..1024, not \"%s\"", optarg);
-			o->drv.pool_size = (uint16_t)v;
-			break;
-		case 'u':
-			if (!opts_uint(optarg, 32, 65536, &v))
-				return opts_usage_error("--mtu takes 32..65536, not \"%s\"", optarg);
-			o->drv.max_mtu = (uint32_t)v;
-			break;
-		case 'r':
-			if (!opts_uint(optarg, 1, 3600000, &o->retry_ms))
-				return opts_usage_error("--retry-ms takes 1..3600000, not \"%s\"",
-							optarg);
-			break;
-		case 'c':
-			o->control = optarg;
-			break;
-		case 't':
-			o->trace = true;
-			break;
-		case 'w':
-			o->capture = optarg;
-			break;
-		case 'l':
-			if (ovmc_log_level_parse(optarg, &o->log_level))
-				return opts_usage_error("unknown log level \"%s\"", optarg);
-			break;
-		case 'C':
-			o->cuse = true;
-			break;
-		case 'f':
-			o->foreground = true;
-			break;
-		case 'P':
-			o->pidfile = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("openvmcd %s\n", OVMC_VERSION_STRING);
-			return 0;
-		default:
-			fputs("Try 'openvmcd --help'.\n", stderr);
-			return 2;
-		}
-	}
-	if (optind < argc)
-		o->dir = argv[optind++];
-	if (optind < argc)
-		return opts_usage_error("unexpected argument \"%s\"", argv[optind]);
-	if (o->dir && (o->device || o->cuse))
-		return opts_usage_error("give DIR or --device/--cuse, not both (%s)", o->dir);
-	if (!o->dir && !o->device && !o->cuse)
-		return opts_usage_error("%s", "no device: give DIR or --device PATH");
-	if (o->cuse && o->device &&
-	    (strncmp(o->device, "/dev/", 5) != 0 || !o->device[5] || strchr(o->device + 5, '/')))
-		return opts_usage_error("a --cuse device is /dev/NAME, not \"%s\"", o->device);
-	return -1;
-}
+static const struct opts_program program = {
+	.name = "openvmcd",
+	.shortopts = "s:d:m:g:n:p:u:r:c:tw:l:CfP:hV",
+	.usage = usage,
+	.device = true,
+};
 
 static void on_hv_socket(void *arg, int fd, uint32_t events);
 
@@ -260,8 +134,7 @@ static uint64_t on_idle(void *arg, uint64_t now)
 
 int main(int argc, char **argv)
 {
-	struct options o = {.socket = DEFAULT_SOCKET, .mode = 0600, .log_level = OVMC_LOG_INFO,
-			    .retry_ms = 500};
+	struct opts o;
 	struct drvhost_config dc = {0};
 	struct attach a = {.fd = -1};
 	struct opts_dirs dirs = {0};
@@ -271,8 +144,7 @@ int main(int argc, char **argv)
 	int status = 1, rc;
 
 	opts_program(argv[0]);
-	ovmc_drv_config_default(&o.drv);
-	rc = parse_options(argc, argv, &o);
+	rc = opts_parse(argc, argv, &program, &o);
 	if (rc >= 0)
 		return rc;
 	ovmc_log_setup(argv[0], o.log_level);
@@ -281,19 +153,9 @@ int main(int argc, char **argv)
 			 ovmc_strerror(rc));
 		return 1;
 	}
-	if (o.dir) {
-		if (opts_make_dirs(o.dir, 0755, &dirs))
-			goto out;
-		if (asprintf(&dev_path, "%s/%s", o.dir, DEVICE_NAME) < 0)
-			goto out;
-	}
-	dc.drv = o.drv;
-	dc.dev.path = o.dir ? dev_path : o.device;
-	dc.dev.mode = o.mode;
-	dc.dev.gid = o.gid;
-	dc.dev.set_gid = o.set_gid;
-	dc.dev.cuse = o.cuse;
-	dc.dev.cuse_name = o.cuse && o.device ? strrchr(o.device, '/') + 1 : DEVICE_NAME;
+	opts_drv_config(&o, &dc.drv);
+	if (opts_dev_config(&o, &dirs, &dev_path, &dc.dev))
+		goto out;
 	dc.trace = o.trace;
 	dc.capture = o.capture;
 
@@ -303,7 +165,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	/* The device is served from the start; the idle hook attaches. */
-	rc = ovmc_xproc_new(o.socket, ovmc_drv_memory_required(&o.drv), &a.plat);
+	rc = ovmc_xproc_new(o.socket, ovmc_drv_memory_required(&dc.drv), &a.plat);
 	if (rc) {
 		ovmc_log(OVMC_LOG_ERROR, "main", "partition memory: %s", ovmc_strerror(rc));
 		goto out;

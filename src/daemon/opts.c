@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <grp.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -40,7 +41,7 @@ int opts_usage_error(const char *fmt, ...)
 	return 2;
 }
 
-bool opts_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
+static bool opts_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
 {
 	char *end;
 	unsigned long v;
@@ -53,7 +54,7 @@ bool opts_uint(const char *s, unsigned long min, unsigned long max, unsigned lon
 	return true;
 }
 
-bool opts_mode(const char *s, mode_t *out)
+static bool opts_mode(const char *s, mode_t *out)
 {
 	unsigned long v;
 
@@ -65,7 +66,7 @@ bool opts_mode(const char *s, mode_t *out)
 	return true;
 }
 
-bool opts_group(const char *s, gid_t *out)
+static bool opts_group(const char *s, gid_t *out)
 {
 	unsigned long v;
 	struct group *g;
@@ -88,7 +89,7 @@ static bool rc_is(long rc, const char *want)
 	return strcmp(name, "H_?") != 0 && strcasecmp(name + 2, want) == 0;
 }
 
-bool opts_hcall_rc(const char *s, long *out)
+static bool opts_hcall_rc(const char *s, long *out)
 {
 	const char *want = strncasecmp(s, "H_", 2) == 0 ? s + 2 : s;
 	char *end;
@@ -112,6 +113,205 @@ bool opts_hcall_rc(const char *s, long *out)
 		return false;
 	*out = v;
 	return true;
+}
+
+#define DEVICE_NAME "ibmvmc"
+
+/* Every long option; a program's shortopts select the ones it takes. */
+static const struct option all_longs[] = {
+	{"device", required_argument, NULL, 'd'},
+	{"mode", required_argument, NULL, 'm'},
+	{"group", required_argument, NULL, 'g'},
+	{"cuse", no_argument, NULL, 'C'},
+	{"hmcs", required_argument, NULL, 'n'},
+	{"pool", required_argument, NULL, 'p'},
+	{"mtu", required_argument, NULL, 'u'},
+	{"hv-crq", required_argument, NULL, 'q'},
+	{"no-vmc", no_argument, NULL, 'N'},
+	{"request-vmc-rc", required_argument, NULL, 'R'},
+	{"backend", required_argument, NULL, 'b'},
+	{"socket", required_argument, NULL, 's'},
+	{"retry-ms", required_argument, NULL, 'r'},
+	{"control", required_argument, NULL, 'c'},
+	{"trace", no_argument, NULL, 't'},
+	{"capture", required_argument, NULL, 'w'},
+	{"log-level", required_argument, NULL, 'l'},
+	{"foreground", no_argument, NULL, 'f'},
+	{"pidfile", required_argument, NULL, 'P'},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+};
+#define N_LONGS (sizeof(all_longs) / sizeof(all_longs[0]))
+
+/* A number option in [min, max]; 2 (usage error) or 0. */
+static int number(const char *name, const char *arg, unsigned long min, unsigned long max,
+		  unsigned long *out)
+{
+	if (opts_uint(arg, min, max, out))
+		return 0;
+	return opts_usage_error("--%s takes %lu..%lu, not \"%s\"", name, min, max, arg);
+}
+
+/* One option: 0, or the exit status. */
+static int one(int c, const char *arg, const struct opts_program *p, struct opts *o)
+{
+	switch (c) {
+	case 'd':
+		o->device = arg;
+		return 0;
+	case 'm':
+		return opts_mode(arg, &o->mode)
+			       ? 0
+			       : opts_usage_error("bad mode \"%s\" (octal, e.g. 0660)", arg);
+	case 'g':
+		o->set_gid = true;
+		return opts_group(arg, &o->gid) ? 0 : opts_usage_error("unknown group \"%s\"", arg);
+	case 'C':
+		o->cuse = true;
+		return 0;
+	case 'n':
+		return number("hmcs", arg, 1, 255, &o->hmcs);
+	case 'p':
+		return number("pool", arg, 1, 1024, &o->pool);
+	case 'u':
+		return number("mtu", arg, 32, 65536, &o->mtu);
+	case 'q':
+		return number("hv-crq", arg, 2, 65535, &o->hv_crq);
+	case 'N':
+		o->no_vmc = true;
+		return 0;
+	case 'R':
+		return opts_hcall_rc(arg, &o->request_vmc_rc)
+			       ? 0
+			       : opts_usage_error("unknown hcall return code \"%s\"", arg);
+	case 'b':
+		o->backend = arg;
+		return 0;
+	case 's':
+		o->socket = arg;
+		return 0;
+	case 'r':
+		return number("retry-ms", arg, 1, 3600000, &o->retry_ms);
+	case 'c':
+		o->control = arg;
+		return 0;
+	case 't':
+		o->trace = true;
+		return 0;
+	case 'w':
+		o->capture = arg;
+		return 0;
+	case 'l':
+		return ovmc_log_level_parse(arg, &o->log_level)
+			       ? opts_usage_error("unknown log level \"%s\"", arg)
+			       : 0;
+	case 'f':
+		o->foreground = true;
+		return 0;
+	case 'P':
+		o->pidfile = arg;
+		return 0;
+	default:
+		fprintf(stderr, "Try '%s --help'.\n", p->name);
+		return 2;
+	}
+}
+
+int opts_parse(int argc, char **argv, const struct opts_program *p, struct opts *o)
+{
+	struct option longs[N_LONGS + 1];
+	size_t n = 0;
+	int c;
+
+	*o = (struct opts){.mode = 0600, .request_vmc_rc = OVMC_H_SUCCESS,
+			   .socket = OPTS_DEFAULT_SOCKET, .retry_ms = 500,
+			   .log_level = OVMC_LOG_INFO};
+	for (size_t i = 0; i < N_LONGS; i++)
+		if (strchr(p->shortopts, all_longs[i].val))
+			longs[n++] = all_longs[i];
+	longs[n] = (struct option){0};
+	while ((c = getopt_long(argc, argv, p->shortopts, longs, NULL)) != -1) {
+		int rc;
+
+		if (c == 'h') {
+			p->usage(stdout);
+			return 0;
+		}
+		if (c == 'V') {
+			printf("%s %s\n", p->name, OVMC_VERSION_STRING);
+			return 0;
+		}
+		rc = one(c, optarg, p, o);
+		if (rc)
+			return rc;
+	}
+	if (p->device && optind < argc)
+		o->dir = argv[optind++];
+	if (optind < argc)
+		return opts_usage_error("unexpected argument \"%s\"", argv[optind]);
+	if (!p->device)
+		return -1;
+	if (o->dir && (o->device || o->cuse))
+		return opts_usage_error("give DIR or --device/--cuse, not both (%s)", o->dir);
+	if (!o->dir && !o->device && !o->cuse)
+		return opts_usage_error("%s", "no device: give DIR or --device PATH");
+	if (o->cuse && o->device &&
+	    (strncmp(o->device, "/dev/", 5) != 0 || !o->device[5] || strchr(o->device + 5, '/')))
+		return opts_usage_error("a --cuse device is /dev/NAME, not \"%s\"", o->device);
+	return -1;
+}
+
+void opts_drv_config(const struct opts *o, struct ovmc_drv_config *out)
+{
+	ovmc_drv_config_default(out);
+	if (o->hmcs)
+		out->max_hmcs = (uint8_t)o->hmcs;
+	if (o->pool)
+		out->pool_size = (uint16_t)o->pool;
+	if (o->mtu)
+		out->max_mtu = (uint32_t)o->mtu;
+}
+
+void opts_hv_config(const struct opts *o, struct hvhost_config *out)
+{
+	*out = (struct hvhost_config){
+		.backend = o->backend, .trace = o->trace, .capture = o->capture};
+	ovmc_hv_config_default(&out->hv);
+	if (o->hmcs)
+		out->hv.max_hmcs = (uint8_t)o->hmcs;
+	if (o->pool)
+		out->hv.pool_size = (uint16_t)o->pool;
+	if (o->mtu)
+		out->hv.mtu = (uint32_t)o->mtu;
+	if (o->hv_crq)
+		out->hv.crq_size = (uint16_t)o->hv_crq;
+}
+
+int opts_dev_config(const struct opts *o, struct opts_dirs *dirs, char **path,
+		    struct ovmc_dev_config *out)
+{
+	int rc;
+
+	*path = NULL;
+	if (o->dir) {
+		rc = opts_make_dirs(o->dir, 0755, dirs);
+		if (rc)
+			return rc;
+		if (asprintf(path, "%s/%s", o->dir, DEVICE_NAME) < 0) {
+			*path = NULL;
+			return -ENOMEM;
+		}
+	}
+	*out = (struct ovmc_dev_config){
+		.path = o->dir ? *path : o->device,
+		.mode = o->mode,
+		.gid = o->gid,
+		.set_gid = o->set_gid,
+		.cuse = o->cuse,
+		/* opts_parse() made sure a CUSE --device is /dev/NAME. */
+		.cuse_name = o->cuse && o->device ? strrchr(o->device, '/') + 1 : DEVICE_NAME,
+	};
+	return 0;
 }
 
 int opts_make_dirs(const char *dir, mode_t mode, struct opts_dirs *d)

@@ -1,28 +1,49 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * What the programs share around their command lines: number, group and
- * hcall-code parsing, usage errors, directory creation, running in the
+ * What the programs share around their command lines: the options and
+ * their parsing, usage errors, directory creation, running in the
  * background.
  */
 #ifndef OVMC_OPTS_H
 #define OVMC_OPTS_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <sys/types.h>
 
-/* Name used in messages ("openvmcd"); set once at start. */
-void opts_program(const char *argv0);
+#include <openvmc/common.h>
 
-/* Print "<prog>: <message>" and the --help hint; returns 2 (the exit status). */
-int opts_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#include <openvmc/driver.h>
 
-bool opts_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out);
-/* Octal permission bits up to 07777. */
-bool opts_mode(const char *s, mode_t *out);
-/* A group name or number. */
-bool opts_group(const char *s, gid_t *out);
-/* "H_AUTHORITY", "authority" or a number. */
-bool opts_hcall_rc(const char *s, long *out);
+#include "dev.h"
+#include "hvhost.h"
+
+#define OPTS_DEFAULT_SOCKET "/run/openvmc/hv.sock"
+
+/*
+ * Every option of the three programs, one meaning each. A program accepts
+ * the subset its `shortopts` names (struct opts_program).
+ */
+struct opts {
+	/* the device file: DIR operand, -d, -m, -g, -C */
+	const char *dir, *device;
+	mode_t mode;
+	gid_t gid;
+	bool set_gid, cuse;
+	/* capabilities: -n, -p, -u, -q (0: the core's default) */
+	unsigned long hmcs, pool, mtu, hv_crq;
+	/* the hypervisor: -N, -R, -b */
+	bool no_vmc;
+	long request_vmc_rc;
+	const char *backend;
+	/* the cross-process platform: -s, -r */
+	const char *socket;
+	unsigned long retry_ms;
+	/* running: -c, -t, -w, -l, -f, -P */
+	const char *control, *capture, *pidfile;
+	enum ovmc_log_level log_level;
+	bool trace, foreground;
+};
 
 #define OPTS_MAX_CREATED_DIRS 32
 /* mkdir -p, remembering what it created (for opts_remove_dirs()). */
@@ -33,6 +54,37 @@ struct opts_dirs {
 int opts_make_dirs(const char *dir, mode_t mode, struct opts_dirs *d);
 /* Remove what opts_make_dirs() created, deepest first, only if empty. */
 void opts_remove_dirs(struct opts_dirs *d);
+
+struct opts_program {
+	const char *name;      /* for --version */
+	const char *shortopts; /* getopt letters it accepts, always with "hV" */
+	void (*usage)(FILE *out);
+	bool device; /* takes the DIR operand or --device/--cuse */
+};
+
+/*
+ * Parse the command line into `o` (defaults first). Returns -1 to go on,
+ * or the exit status: 0 after --help/--version, 2 for a usage error
+ * (reported on stderr).
+ */
+int opts_parse(int argc, char **argv, const struct opts_program *p, struct opts *o);
+/* The cores' defaults with the capabilities the options gave. */
+void opts_drv_config(const struct opts *o, struct ovmc_drv_config *out);
+/* Also the backend, --trace and --capture. */
+void opts_hv_config(const struct opts *o, struct hvhost_config *out);
+/*
+ * The device's configuration: DIR is created (remembered in `dirs`) and the
+ * file is DIR/ibmvmc in *path (free() it). Returns 0 or -errno (reported).
+ */
+int opts_dev_config(const struct opts *o, struct opts_dirs *dirs, char **path,
+		    struct ovmc_dev_config *out);
+
+/* Name used in messages ("openvmcd"); set once at start. */
+void opts_program(const char *argv0);
+
+/* Print "<prog>: <message>" and the --help hint; returns 2 (the exit status). */
+int opts_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 
 /*
  * Go to the background: fork, new session, stdio to /dev/null, logging to
