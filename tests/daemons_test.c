@@ -45,13 +45,6 @@
 #define RETRY_MS "50"
 #define REATTACH_MS 10000
 
-/* The hypervisor daemon: its log and control socket in d, its socket in sockdir. */
-struct hvd {
-	struct daemon *d;
-	char sockdir[96];
-	char sock[128];
-};
-
 /* Files a test adds to a daemon's directory, removed once it is stopped. */
 struct extra_files {
 	struct daemon *d;
@@ -59,45 +52,9 @@ struct extra_files {
 	unsigned n;
 };
 
-static void hvd_cleanup(void *arg)
-{
-	struct hvd *h = arg;
-
-	/* Stopped first: the socket may not be removed under a live server. */
-	stop_daemon(h->d, SIGTERM);
-	unlink(h->sock);
-	rmdir(h->sockdir);
-	free(h);
-}
-
-/* A hypervisor daemon, not started yet; its socket dir/hv/sock is made by it. */
-static struct hvd *new_hvd(void)
-{
-	struct hvd *h = calloc(1, sizeof(*h));
-	struct daemon *d = new_daemon(NULL);
-
-	if (!h)
-		FAIL("out of memory");
-	h->d = d;
-	snprintf(h->sockdir, sizeof(h->sockdir), "%s/hv", d->dir);
-	snprintf(h->sock, sizeof(h->sock), "%s/sock", h->sockdir);
-	ovmc_test_defer(hvd_cleanup, h);
-	return h;
-}
-
-/* (Re)start openvmc-hvd in the foreground on h->sock; returns once it listens. */
 static void start_hvd(struct hvd *h, const char *const *extra)
 {
-	const char *argv[32] = {HVD_BIN, "--foreground", "--socket", h->sock, "--control",
-				h->d->ctl};
-	char ready[192];
-	int n = 6;
-
-	for (; extra && *extra && n < 31; extra++)
-		argv[n++] = *extra;
-	argv[n] = NULL;
-	snprintf(ready, sizeof(ready), "hypervisor ready at %s", h->sock);
-	spawn_argv(h->d, argv, ready);
+	spawn_hvd(h, HVD_BIN, extra);
 }
 
 static struct hvd *hvd(const char *const *extra)

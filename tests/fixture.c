@@ -239,6 +239,44 @@ struct daemon *new_daemon(const char *device)
 	return d;
 }
 
+static void hvd_cleanup(void *arg)
+{
+	struct hvd *h = arg;
+
+	/* Stopped first: the socket may not be removed under a live server. */
+	stop_daemon(h->d, SIGTERM);
+	unlink(h->sock);
+	rmdir(h->sockdir);
+	free(h);
+}
+
+struct hvd *new_hvd(void)
+{
+	struct hvd *h = calloc(1, sizeof(*h));
+	struct daemon *d = new_daemon(NULL);
+
+	if (!h)
+		FAIL("out of memory");
+	h->d = d;
+	snprintf(h->sockdir, sizeof(h->sockdir), "%s/hv", d->dir);
+	snprintf(h->sock, sizeof(h->sock), "%s/sock", h->sockdir);
+	ovmc_test_defer(hvd_cleanup, h);
+	return h;
+}
+
+void spawn_hvd(struct hvd *h, const char *bin, const char *const *extra)
+{
+	const char *argv[32] = {bin, "--foreground", "--socket", h->sock, "--control", h->d->ctl};
+	char ready[192];
+	int n = 6;
+
+	for (; extra && *extra && n < 31; extra++)
+		argv[n++] = *extra;
+	argv[n] = NULL;
+	snprintf(ready, sizeof(ready), "hypervisor ready at %s", h->sock);
+	spawn_argv(h->d, argv, ready);
+}
+
 /* ---- devclient ---- */
 
 static void client_kill(void *arg)
@@ -262,12 +300,38 @@ struct client *client_spawn(const char *const *args)
 	return client_spawn_prog(DEVCLIENT_BIN, args);
 }
 
+pid_t spawn_piped(const char *const *argv, bool with_stderr, int *out, int *in)
+{
+	int o[2], i[2] = {-1, -1};
+	pid_t parent = getpid(), pid;
+
+	if (pipe2(o, O_CLOEXEC) || (in && pipe2(i, O_CLOEXEC)))
+		FAIL("pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		FAIL("fork: %s", strerror(errno));
+	if (pid == 0) {
+		ovmc_test_die_with_parent(parent);
+		if (dup2(o[1], STDOUT_FILENO) < 0 || (with_stderr && dup2(o[1], STDERR_FILENO) < 0) ||
+		    (in && dup2(i[0], STDIN_FILENO) < 0))
+			_exit(127);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(o[1]);
+	*out = o[0];
+	if (in) {
+		close(i[0]);
+		*in = i[1];
+	}
+	return pid;
+}
+
 struct client *client_spawn_prog(const char *prog, const char *const *args)
 {
 	const char *argv[16];
 	struct client *c = calloc(1, sizeof(*c));
-	int out[2], in[2], n = 0;
-	pid_t parent = getpid();
+	int n = 0;
 
 	if (!c)
 		FAIL("out of memory");
@@ -277,22 +341,7 @@ struct client *client_spawn_prog(const char *prog, const char *const *args)
 	for (; *args && n < 15; args++)
 		argv[n++] = *args;
 	argv[n] = NULL;
-	if (pipe2(out, O_CLOEXEC) || pipe2(in, O_CLOEXEC))
-		FAIL("pipe: %s", strerror(errno));
-	c->pid = fork();
-	if (c->pid < 0)
-		FAIL("fork: %s", strerror(errno));
-	if (c->pid == 0) {
-		ovmc_test_die_with_parent(parent);
-		if (dup2(out[1], STDOUT_FILENO) < 0 || dup2(in[0], STDIN_FILENO) < 0)
-			_exit(127);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(out[1]);
-	close(in[0]);
-	c->out = out[0];
-	c->in = in[1];
+	c->pid = spawn_piped(argv, false, &c->out, &c->in);
 	return c;
 }
 

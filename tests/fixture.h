@@ -26,6 +26,13 @@ struct daemon {
 	bool dev_absent; /* --device path did not exist before the test */
 };
 
+/* The hypervisor daemon: its log and control socket in d, its socket in sockdir. */
+struct hvd {
+	struct daemon *d;
+	char sockdir[96];
+	char sock[128];
+};
+
 struct client {
 	pid_t pid;
 	int out; /* its stdout */
@@ -46,10 +53,21 @@ bool log_has(const struct daemon *d, size_t from, const char *what);
 struct daemon *new_daemon(const char *device);
 /* Start argv[0] logging into d->log; wait for `ready` in the log. */
 void spawn_argv(struct daemon *d, const char *const *argv, const char *ready);
+/* A hypervisor daemon, not started yet; its socket dir/hv/sock is made by it. */
+struct hvd *new_hvd(void);
+/* (Re)start `bin` (openvmc-hvd) in the foreground on h->sock with h->d->ctl
+ * as control socket and `extra` arguments; returns once it listens. */
+void spawn_hvd(struct hvd *h, const char *bin, const char *const *extra);
 /* Start a device-serving program (openvmc, openvmcd) on d->path with
  * d->ctl as control socket and `extra` arguments; wait until it is ready. */
 void spawn_prog(struct daemon *d, const char *prog, const char *const *extra);
 
+/*
+ * Fork and exec argv[0] (it dies with the test) with its stdout, and its
+ * stderr too if `with_stderr`, on a pipe read from *out, and with its stdin
+ * on a pipe written to *in unless `in` is NULL. Returns the pid.
+ */
+pid_t spawn_piped(const char *const *argv, bool with_stderr, int *out, int *in);
 /* devclient (the device-ABI-only application) in the background. */
 struct client *client_spawn(const char *const *args);
 /* Another client program that touches the device only through its ABI. */

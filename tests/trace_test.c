@@ -87,26 +87,12 @@ static struct reader *vmcctl_spawn(const char *const *args)
 {
 	const char *argv[16] = {VMCCTL_BIN};
 	struct reader *v = reader_new();
-	int p[2], n = 1;
-	pid_t parent = getpid();
+	int n = 1;
 
 	for (; *args && n < 15; args++)
 		argv[n++] = *args;
 	argv[n] = NULL;
-	if (pipe2(p, O_CLOEXEC))
-		FAIL("pipe: %s", strerror(errno));
-	v->pid = fork();
-	if (v->pid < 0)
-		FAIL("fork: %s", strerror(errno));
-	if (v->pid == 0) {
-		ovmc_test_die_with_parent(parent);
-		if (dup2(p[1], STDOUT_FILENO) < 0 || dup2(p[1], STDERR_FILENO) < 0)
-			_exit(127);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(p[1]);
-	v->out = p[0];
+	v->pid = spawn_piped(argv, true, &v->out, NULL);
 	return v;
 }
 
@@ -497,42 +483,16 @@ TEST(a_trace_client_that_goes_is_freed)
 }
 
 /* The hypervisor daemon's socket directory, made by it. */
-struct sockdir {
-	struct daemon *h;
-	char dir[96];
-	char sock[128];
-};
-
-static void sockdir_cleanup(void *arg)
-{
-	struct sockdir *s = arg;
-
-	/* Stopped first: the socket may not be removed under a live server. */
-	stop_daemon(s->h, SIGTERM);
-	unlink(s->sock);
-	rmdir(s->dir);
-	free(s);
-}
-
 TEST(each_daemon_traces_its_own_side)
 {
 	static const char *const hv_only[] = {"hv", NULL};
 	static const char *const drv_only[] = {"driver", NULL};
-	struct daemon *h = new_daemon(NULL), *d = new_daemon(NULL);
-	struct sockdir *s = calloc(1, sizeof(*s));
+	struct hvd *hv = new_hvd();
+	struct daemon *h = hv->d, *d = new_daemon(NULL);
 	struct reader *th, *td;
-	char ready[192];
 
-	if (!s)
-		FAIL("out of memory");
-	s->h = h;
-	snprintf(s->dir, sizeof(s->dir), "%s/hv", h->dir);
-	snprintf(s->sock, sizeof(s->sock), "%s/sock", s->dir);
-	ovmc_test_defer(sockdir_cleanup, s);
-	snprintf(ready, sizeof(ready), "hypervisor ready at %s", s->sock);
-	spawn_argv(h, ARGS(HVD_BIN, "--foreground", "--socket", s->sock, "--control", h->ctl),
-		   ready);
-	spawn_prog(d, OPENVMCD_BIN, ARGS("--foreground", "--socket", s->sock, "--retry-ms", "50"));
+	spawn_hvd(hv, HVD_BIN, NULL);
+	spawn_prog(d, OPENVMCD_BIN, ARGS("--foreground", "--socket", hv->sock, "--retry-ms", "50"));
 	CLIENT("wait-ready", d->path);
 	th = trace_client(h, NULL, 1);
 	td = trace_client(d, NULL, 1);

@@ -1034,8 +1034,7 @@ static struct bg *bg_spawn(const char *const *args)
 {
 	const char *argv[16] = {VMCCTL_BIN};
 	struct bg *b = calloc(1, sizeof(*b));
-	int p[2], n = 1;
-	pid_t parent = getpid();
+	int n = 1;
 
 	if (!b)
 		FAIL("out of memory");
@@ -1044,20 +1043,7 @@ static struct bg *bg_spawn(const char *const *args)
 	for (; *args && n < 15; args++)
 		argv[n++] = *args;
 	argv[n] = NULL;
-	if (pipe2(p, O_CLOEXEC) < 0)
-		FAIL("pipe: %s", strerror(errno));
-	b->pid = fork();
-	if (b->pid < 0)
-		FAIL("fork: %s", strerror(errno));
-	if (b->pid == 0) {
-		ovmc_test_die_with_parent(parent);
-		if (dup2(p[1], 1) < 0 || dup2(p[1], 2) < 0)
-			_exit(126);
-		execv(VMCCTL_BIN, (char *const *)argv);
-		_exit(127);
-	}
-	close(p[1]);
-	b->out = p[0];
+	b->pid = spawn_piped(argv, true, &b->out, NULL);
 	return b;
 }
 
