@@ -4,7 +4,7 @@
 # platform, exercised by devclient and both control sockets. Needs root
 # (FUSE, dropping to another uid) and /dev/fuse. devclient is defined in
 # device.cmake.
-ovmc_test(daemons SOURCES daemons_test.c fixture.c LABELS fuse)
+ovmc_test(daemons SOURCES daemons_test.c abi_checks.c fixture.c LABELS fuse)
 target_compile_definitions(daemons_test PRIVATE
   HVD_BIN="$<TARGET_FILE:openvmc_hvd>"
   OPENVMCD_BIN="$<TARGET_FILE:openvmcd>"

@@ -12,13 +12,13 @@
  * cleaned up (killed by pid, mount detached, files removed) whatever the
  * outcome; on a failure the logs are printed. Needs root and /dev/fuse.
  */
+#include "abi_checks.h"
 #include "fixture.h"
 #include "harness.h"
 
 #include <openvmc/capture.h>
 #include <openvmc/xproc.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -121,25 +121,6 @@ static void wait_log(const struct daemon *d, size_t from, const char *what, int 
 			FAIL("\"%s\" not in %s within %d ms", what, d->log, ms);
 }
 
-/* Open descriptors of a process. */
-static int fd_count(pid_t pid)
-{
-	char path[64];
-	DIR *dir;
-	struct dirent *e;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	dir = opendir(path);
-	if (!dir)
-		FAIL("%s: %s", path, strerror(errno));
-	while ((e = readdir(dir)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(dir);
-	return n;
-}
-
 /* The exit status of a command run to its end with its output in d's log. */
 static int run_cmd(const struct daemon *d, const char *const *argv, int ms)
 {
@@ -219,16 +200,6 @@ static int as_nobody(int (*fn)(const struct hvd *), const struct hvd *h)
 }
 
 /* A blocked reader on d's device; returns once its read() is parked in the daemon. */
-static struct client *blocked_reader(const struct daemon *d, const struct hvd *h,
-				     const char *id)
-{
-	struct client *c = SPAWN("recv", d->path, id);
-
-	client_expect(c, "open", READY_TIMEOUT_MS);
-	ctl_wait(h->d, "sessions", "index 0: open", 5000);
-	ctl_wait(d, "status", " parked 1 ", 5000);
-	return c;
-}
 
 /* ---- the programs themselves ---- */
 
@@ -284,100 +255,55 @@ TEST(echo_round_trips_every_size_1_to_4096)
 {
 	struct hvd *h = hvd(NULL);
 	struct daemon *d = drv(h, NULL);
-	char out[512];
 
-	CLIENT_OUT(out, "echo", d->path, "HMC-ECHO", "1", "4096");
-	CHECK(strstr(out, "echoed 1..4096"));
-	ctl(h->d, "status", out, sizeof(out));
-	CHECK(strstr(out, "hv: partition 1 state ready"));
+	abi_echo_sizes(d);
 }
 
 TEST(sethmcid_then_write_until_the_open_completes)
 {
 	struct hvd *h = hvd(NULL);
 	struct daemon *d = drv(h, NULL);
-	char out[512];
 
-	CLIENT_OUT(out, "echo", d->path, "HMC-OPEN", "1", "1");
-	CHECK(strstr(out, "open complete after"));
-	CHECK(strstr(out, "echoed 1..1"));
+	abi_open_then_write(d);
 }
 
 TEST(nonblocking_read_with_nothing_queued_eagain)
 {
 	struct hvd *h = hvd(NULL);
 	struct daemon *d = drv(h, NULL);
-	char out[512];
 
-	CLIENT_OUT(out, "nonblock", d->path, "HMC-NONBLOCK");
-	CHECK(strstr(out, "O_NONBLOCK read, nothing queued: EAGAIN"));
+	abi_nonblock_eagain(d);
 }
 
 TEST(poll_reports_pollin_only_while_a_message_is_queued)
 {
 	struct hvd *h = hvd(NULL);
 	struct daemon *d = drv(h, NULL);
-	char out[1024];
 
-	CLIENT_OUT(out, "poll", d->path, "HMC-POLL");
-	CHECK(strstr(out, "poll with nothing queued: timeout"));
-	CHECK(strstr(out, "poll with a message queued: POLLIN"));
-	CHECK(strstr(out, "poll after reading: timeout"));
+	abi_poll_pollin(d);
 }
 
 TEST(blocking_read_completes_when_the_hypervisor_sends)
 {
 	struct hvd *h = hvd(NULL);
 	struct daemon *d = drv(h, NULL);
-	struct client *c = blocked_reader(d, h, "HMC-RECV");
-	char out[512];
 
-	ctl(h->d, "send 0 68656c6c6f2066726f6d20687664", out, sizeof(out));
-	CHECK(strncmp(out, "ok\n", 3) == 0);
-	client_expect(c, "got 68656c6c6f2066726f6d20687664", 5000);
-	CHECK_EQ(client_wait(c, 5000), 0);
+	abi_blocking_read_gets_hv_message(d, h->d);
 }
 
 TEST(two_applications_on_two_sessions_isolated)
 {
 	struct hvd *h = hvd(ARGS("--hmcs", "2"));
 	struct daemon *d = drv(h, ARGS("--hmcs", "2"));
-	struct client *a = SPAWN("session", d->path, "APPLICATION-A");
-	struct client *b = SPAWN("session", d->path, "APPLICATION-B");
-	struct client *ea, *eb;
-	char out[4096];
 
-	client_expect(a, "open", READY_TIMEOUT_MS);
-	client_expect(b, "open", READY_TIMEOUT_MS);
-	ctl(h->d, "sessions", out, sizeof(out));
-	CHECK(strstr(out, "partition 1 index 0: open") && strstr(out, "partition 1 index 1: open"));
-	CHECK(strstr(out, "\"APPLICATION-A\"") && strstr(out, "\"APPLICATION-B\""));
-	ctl(d, "status", out, sizeof(out));
-	CHECK(strstr(out, "negotiated: hmcs 2 "));
-	close(a->in);
-	a->in = -1;
-	close(b->in);
-	b->in = -1;
-	CHECK_EQ(client_wait(a, 5000), 0);
-	CHECK_EQ(client_wait(b, 5000), 0);
-
-	/* Both at once, each checking that it gets only its own echoes. */
-	ctl_wait(h->d, "sessions", "index 0: closed\npartition 1 index 1: closed", 5000);
-	ea = SPAWN("echo", d->path, "ECHO-A", "1", "1500");
-	eb = SPAWN("echo", d->path, "ECHO-B", "1", "1500");
-	client_read(ea, out, sizeof(out), CLIENT_TIMEOUT_MS);
-	CHECK(strstr(out, "echoed 1..1500"));
-	CHECK_EQ(client_wait(ea, 5000), 0);
-	client_read(eb, out, sizeof(out), CLIENT_TIMEOUT_MS);
-	CHECK(strstr(out, "echoed 1..1500"));
-	CHECK_EQ(client_wait(eb, 5000), 0);
+	abi_two_sessions(d, h->d);
 }
 
 TEST(client_killed_while_blocked_in_read_closes_its_session)
 {
 	struct hvd *h = hvd(NULL);
 	struct daemon *d = drv(h, NULL);
-	struct client *c = blocked_reader(d, h, "HMC-KILLED");
+	struct client *c = blocked_reader(d, h->d, "HMC-KILLED");
 	char out[4096];
 
 	kill(c->pid, SIGKILL);
@@ -394,11 +320,8 @@ TEST(write_while_another_thread_reads_the_same_fd)
 {
 	struct hvd *h = hvd(NULL);
 	struct daemon *d = drv(h, NULL);
-	char out[512];
 
-	CLIENT_OUT(out, "threads", d->path, "HMC-THREADS");
-	CHECK(strstr(out, "write completed while the reader was blocked"));
-	CHECK(strstr(out, "reader got the echo"));
+	abi_threads(d);
 }
 
 TEST(errno_cases_of_the_single_daemon_also_hold)
@@ -429,56 +352,32 @@ TEST(bad_pointers_efault_and_nothing_lost)
 {
 	struct hvd *h = hvd(NULL);
 	struct daemon *d = drv(h, NULL);
-	size_t from = log_size(d);
-	char out[4096];
 
-	CLIENT_OUT(out, "efault", d->path, "HMC-EFAULT");
-	CHECK(strstr(out, "QUERY into NULL: EFAULT"));
-	CHECK(strstr(out, "REQUESTVMC into NULL: EFAULT"));
-	CHECK(strstr(out, "SETHMCID with the id running into an unmapped page: EFAULT"));
-	CHECK(strstr(out, "SETHMCID after the faulting ones: 0"));
-	CHECK(strstr(out, "write from an unmapped page: EFAULT"));
-	CHECK(strstr(out, "read into NULL, a message queued: EFAULT\n"
-			  "after the read into NULL: still POLLIN\n"
-			  "the message read after the fault is whole"));
-	CHECK(strstr(out, "echo after the faults: ok"));
-	CHECK(log_has(d, from, "32 bytes of the HMC id at 0x"));
-	CHECK(log_has(d, from, "answering EFAULT"));
+	abi_efault(d);
 }
 
 TEST(blocking_read_interrupted_by_a_restartable_signal_eintr)
 {
 	struct hvd *h = hvd(NULL);
 	struct daemon *d = drv(h, NULL);
-	char out[512];
 
-	CLIENT_OUT(out, "eintr", d->path, "HMC-EINTR");
-	CHECK(strstr(out, "blocking read, SIGALRM with SA_RESTART: EINTR"));
-	CHECK(strstr(out, "a later message is read on the same fd"));
+	abi_eintr(d);
 }
 
 TEST(every_buffer_in_flight_ebusy_until_a_read_frees_one)
 {
 	struct hvd *h = hvd(NULL);
 	struct daemon *d = drv(h, NULL);
-	char out[1024];
 
-	CLIENT_OUT(out, "exhaust", d->path, "HMC-EXHAUST");
-	CHECK(strstr(out, "write with every buffer in flight: EBUSY after "));
-	CHECK(strstr(out, "poll with every buffer in flight: no POLLOUT"));
-	CHECK(strstr(out, "poll after reading one echo: POLLOUT"));
-	CHECK(strstr(out, "echoes arrived in order"));
+	abi_exhaust_ebusy(d);
 }
 
 TEST(device_file_mode_defaults_to_0600)
 {
 	struct hvd *h = hvd(NULL);
 	struct daemon *d = drv(h, NULL);
-	struct stat st;
 
-	CHECK(stat(d->path, &st) == 0);
-	CHECK_EQ(st.st_mode & 07777, 0600);
-	CHECK_EQ(st.st_uid, geteuid());
+	abi_mode_0600(d);
 }
 
 /* ---- the hypervisor going away under a connected driver ---- */
@@ -513,7 +412,7 @@ static void hvd_restart_under_a_reader(int sig)
 {
 	struct hvd *h = hvd(NULL);
 	struct daemon *d = drv(h, NULL);
-	struct client *c = blocked_reader(d, h, "HMC-HV-GONE");
+	struct client *c = blocked_reader(d, h->d, "HMC-HV-GONE");
 	size_t hv_from, drv_from = log_size(d);
 	char out[512];
 
@@ -554,7 +453,7 @@ TEST(hv_control_restart_gives_a_blocked_reader_ebadfd)
 {
 	struct hvd *h = hvd(NULL);
 	struct daemon *d = drv(h, NULL);
-	struct client *c = blocked_reader(d, h, "HMC-HV-RESET");
+	struct client *c = blocked_reader(d, h->d, "HMC-HV-RESET");
 	char out[512];
 
 	ctl(h->d, "restart", out, sizeof(out));

@@ -10,6 +10,7 @@
  * whatever the outcome. Needs root and /dev/fuse, like the daemon itself;
  * on a failure the daemon's log is printed.
  */
+#include "abi_checks.h"
 #include "fixture.h"
 #include "harness.h"
 
@@ -128,23 +129,15 @@ TEST(query_reports_ready_with_a_vmc_present)
 TEST(sethmcid_then_write_until_the_open_completes)
 {
 	struct daemon *d = start(NULL);
-	char out[512];
-	unsigned busy;
-	const char *line;
 
-	CLIENT_OUT(out, "echo", d->path, "HMC-OPEN", "1", "1");
-	line = strstr(out, "open complete after ");
-	CHECK(line && sscanf(line, "open complete after %u EBUSY", &busy) == 1);
-	CHECK(strstr(out, "echoed 1..1"));
+	abi_open_then_write(d);
 }
 
 TEST(echo_round_trips_every_size_1_to_4096)
 {
 	struct daemon *d = start(NULL);
-	char out[512];
 
-	CLIENT_OUT(out, "echo", d->path, "HMC-ECHO", "1", "4096");
-	CHECK(strstr(out, "echoed 1..4096"));
+	abi_echo_sizes(d);
 }
 
 TEST(write_above_mtu_eio_read_above_mtu_einval)
@@ -218,40 +211,15 @@ TEST(sethmcid_before_the_channel_is_ready_eagain)
 TEST(bad_pointers_efault_and_nothing_lost)
 {
 	struct daemon *d = start(NULL);
-	size_t from = log_size(d);
-	char out[4096];
 
-	CLIENT_OUT(out, "efault", d->path, "HMC-EFAULT");
-	CHECK(strstr(out, "QUERY into NULL: EFAULT"));
-	CHECK(strstr(out, "QUERY into (void *)1: EFAULT"));
-	CHECK(strstr(out, "REQUESTVMC into NULL: EFAULT"));
-	CHECK(strstr(out, "write from NULL before SETHMCID: EFAULT"));
-	CHECK(strstr(out, "read into NULL before SETHMCID: EFAULT"));
-	CHECK(strstr(out, "SETHMCID from NULL: EFAULT"));
-	CHECK(strstr(out, "SETHMCID with the id running into an unmapped page: EFAULT"));
-	CHECK(strstr(out, "SETHMCID after the faulting ones: 0"));
-	CHECK(strstr(out, "write from NULL: EFAULT"));
-	CHECK(strstr(out, "write from an unmapped page: EFAULT"));
-	CHECK(strstr(out, "read into NULL, a message queued: EFAULT\n"
-			  "after the read into NULL: still POLLIN\n"
-			  "the message read after the fault is whole"));
-	CHECK(strstr(out, "read into an unmapped page, a message queued: EFAULT\n"
-			  "after the read into an unmapped page: still POLLIN\n"
-			  "the message read after the fault is whole"));
-	CHECK(strstr(out, "echo after the faults: ok"));
-	/* Only the id cut short reaches the daemon; it says why it failed. */
-	CHECK(log_has(d, from, "32 bytes of the HMC id at 0x"));
-	CHECK(log_has(d, from, "answering EFAULT"));
+	abi_efault(d);
 }
 
 TEST(blocking_read_interrupted_by_a_restartable_signal_eintr)
 {
 	struct daemon *d = start(NULL);
-	char out[512];
 
-	CLIENT_OUT(out, "eintr", d->path, "HMC-EINTR");
-	CHECK(strstr(out, "blocking read, SIGALRM with SA_RESTART: EINTR"));
-	CHECK(strstr(out, "a later message is read on the same fd"));
+	abi_eintr(d);
 }
 
 TEST(zero_lengths_and_a_short_read)
@@ -269,46 +237,29 @@ TEST(zero_lengths_and_a_short_read)
 TEST(every_buffer_in_flight_ebusy_until_a_read_frees_one)
 {
 	struct daemon *d = start(NULL);
-	char out[1024];
 
-	CLIENT_OUT(out, "exhaust", d->path, "HMC-EXHAUST");
-	CHECK(strstr(out, "write with every buffer in flight: EBUSY after "));
-	CHECK(strstr(out, "poll with every buffer in flight: no POLLOUT"));
-	CHECK(strstr(out, "poll after reading one echo: POLLOUT"));
-	CHECK(strstr(out, "echoes arrived in order"));
+	abi_exhaust_ebusy(d);
 }
 
 TEST(nonblocking_read_with_nothing_queued_eagain)
 {
 	struct daemon *d = start(NULL);
-	char out[512];
 
-	CLIENT_OUT(out, "nonblock", d->path, "HMC-NONBLOCK");
-	CHECK(strstr(out, "O_NONBLOCK read, nothing queued: EAGAIN"));
+	abi_nonblock_eagain(d);
 }
 
 TEST(poll_reports_pollin_only_while_a_message_is_queued)
 {
 	struct daemon *d = start(NULL);
-	char out[1024];
 
-	CLIENT_OUT(out, "poll", d->path, "HMC-POLL");
-	CHECK(strstr(out, "poll with a message queued: POLLIN"));
+	abi_poll_pollin(d);
 }
 
 TEST(blocking_read_completes_when_the_hypervisor_sends)
 {
 	struct daemon *d = start(NULL);
-	struct client *c = SPAWN("recv", d->path, "HMC-RECV");
-	char out[512];
 
-	client_expect(c, "open", READY_TIMEOUT_MS);
-	ctl_wait(d, "sessions", "index 0: open", 5000);
-	sleep_ms(300); /* the reader is parked in read() by now */
-	ctl(d, "send 0 68656c6c6f2066726f6d20687621", out, sizeof(out));
-	CHECK(strncmp(out, "ok\n", 3) == 0);
-	client_expect(c, "got 68656c6c6f2066726f6d20687621", 5000);
-	CHECK_EQ(client_wait(c, 5000), 0);
+	abi_blocking_read_gets_hv_message(d, d);
 }
 
 TEST(pollout_when_open_then_pollhup_ebadfd_eio_after_a_hypervisor_restart)
@@ -373,33 +324,8 @@ TEST(control_send_errors)
 TEST(two_applications_on_two_sessions_isolated)
 {
 	struct daemon *d = start(ARGS("--hmcs", "2"));
-	struct client *a = SPAWN("session", d->path, "APPLICATION-A");
-	struct client *b = SPAWN("session", d->path, "APPLICATION-B");
-	struct client *ea, *eb;
-	char out[4096];
 
-	client_expect(a, "open", READY_TIMEOUT_MS);
-	client_expect(b, "open", READY_TIMEOUT_MS);
-	ctl(d, "sessions", out, sizeof(out));
-	CHECK(strstr(out, "index 0: open") && strstr(out, "index 1: open"));
-	CHECK(strstr(out, "\"APPLICATION-A\"") && strstr(out, "\"APPLICATION-B\""));
-	close(a->in);
-	a->in = -1;
-	close(b->in);
-	b->in = -1;
-	CHECK_EQ(client_wait(a, 5000), 0);
-	CHECK_EQ(client_wait(b, 5000), 0);
-
-	/* Both at once, each checking that it gets only its own echoes. */
-	ctl_wait(d, "sessions", "index 0: closed\npartition 1 index 1: closed", 5000);
-	ea = SPAWN("echo", d->path, "ECHO-A", "1", "1500");
-	eb = SPAWN("echo", d->path, "ECHO-B", "1", "1500");
-	client_read(ea, out, sizeof(out), CLIENT_TIMEOUT_MS);
-	CHECK(strstr(out, "echoed 1..1500"));
-	CHECK_EQ(client_wait(ea, 5000), 0);
-	client_read(eb, out, sizeof(out), CLIENT_TIMEOUT_MS);
-	CHECK(strstr(out, "echoed 1..1500"));
-	CHECK_EQ(client_wait(eb, 5000), 0);
+	abi_two_sessions(d, d);
 }
 
 TEST(client_killed_while_blocked_in_read)
@@ -425,10 +351,8 @@ TEST(client_killed_while_blocked_in_read)
 TEST(write_while_another_thread_reads_the_same_fd)
 {
 	struct daemon *d = start(NULL);
-	char out[512];
 
-	CLIENT_OUT(out, "threads", d->path, "HMC-THREADS");
-	CHECK(strstr(out, "reader got the echo"));
+	abi_threads(d);
 }
 
 TEST(no_vmc_until_requestvmc)
@@ -607,11 +531,8 @@ TEST(second_daemon_on_a_served_path_refused)
 TEST(device_file_mode_defaults_to_0600)
 {
 	struct daemon *d = start(NULL);
-	struct stat st;
 
-	CHECK(stat(d->path, &st) == 0);
-	CHECK_EQ(st.st_mode & 07777, 0600);
-	CHECK_EQ(st.st_uid, geteuid());
+	abi_mode_0600(d);
 }
 
 TEST(mode_and_group_are_applied)

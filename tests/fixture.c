@@ -9,6 +9,7 @@
 
 #include "harness.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -275,6 +276,23 @@ void spawn_hvd(struct hvd *h, const char *bin, const char *const *extra)
 	argv[n] = NULL;
 	snprintf(ready, sizeof(ready), "hypervisor ready at %s", h->sock);
 	spawn_argv(h->d, argv, ready);
+}
+
+int fd_count(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	DIR *dir;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		FAIL("%s: %s", path, strerror(errno));
+	while ((e = readdir(dir)))
+		n += e->d_name[0] != '.';
+	closedir(dir);
+	return n;
 }
 
 /* ---- devclient ---- */

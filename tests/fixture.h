@@ -46,6 +46,8 @@ bool exists(const char *path);
 int wait_child(pid_t pid, int ms);
 void print_log(const struct daemon *d);
 void stop_daemon(struct daemon *d, int sig);
+/* Open descriptors of a process (FAIL if it is gone). */
+int fd_count(pid_t pid);
 size_t log_size(const struct daemon *d);
 bool log_has(const struct daemon *d, size_t from, const char *what);
 /* A daemon in a fresh /tmp directory, cleaned up when the test ends;

@@ -14,7 +14,6 @@
 #include "fixture.h"
 #include "harness.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -243,23 +242,6 @@ static unsigned long long notes_sum(const char *s)
 			sum += n;
 	}
 	return sum;
-}
-
-static int fd_count(pid_t pid)
-{
-	char path[64];
-	struct dirent *e;
-	DIR *dir;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	dir = opendir(path);
-	if (!dir)
-		FAIL("%s: %s", path, strerror(errno));
-	while ((e = readdir(dir)))
-		n += e->d_name[0] != '.';
-	closedir(dir);
-	return n;
 }
 
 static void wait_fd_count(pid_t pid, int want, int ms)
