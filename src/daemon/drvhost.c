@@ -3,8 +3,7 @@
 #include "drvhost.h"
 
 #include "log.h"
-
-#include <openvmc/capture.h>
+#include "traceout.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -18,12 +17,7 @@ struct drvhost {
 	struct ovmc_dev *dev;
 	int irq_fd; /* watched by the loop, -1 while the platform is lost */
 	bool lost;
-	bool trace;
-	const char *capture_path;
-	struct ovmc_capture *capture;
-	bool capture_failed;
-	ovmc_trace_fn tracer;
-	void *tracer_arg;
+	struct traceout out;
 };
 
 static void __attribute__((format(printf, 3, 0)))
@@ -45,15 +39,7 @@ static void drv_trace(void *user, const struct ovmc_trace_event *ev)
 {
 	struct drvhost *h = user;
 
-	if (h->trace)
-		ovmc_log_trace_event(ev);
-	if (h->capture && ovmc_capture_event(h->capture, ev) && !h->capture_failed) {
-		h->capture_failed = true;
-		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "capture %s: write failed; records are lost",
-			 h->capture_path);
-	}
-	if (h->tracer)
-		h->tracer(h->tracer_arg, ev);
+	traceout_event(&h->out, ev);
 }
 
 static void on_irq(void *arg, int fd, uint32_t events)
@@ -114,16 +100,9 @@ int drvhost_new(struct ovmc_loop *loop, struct ovmc_platform *plat,
 	h->loop = loop;
 	h->plat = plat;
 	h->irq_fd = -1;
-	h->trace = cfg->trace;
-	h->capture_path = cfg->capture;
-	if (cfg->capture) {
-		rc = ovmc_capture_open(cfg->capture, OVMC_CAPTURE_PARTITION, &h->capture);
-		if (rc) {
-			ovmc_log(OVMC_LOG_ERROR, COMPONENT, "capture %s: %s", cfg->capture,
-				 ovmc_strerror(rc));
-			goto fail;
-		}
-	}
+	rc = traceout_open(&h->out, COMPONENT, cfg->trace, cfg->capture, OVMC_CAPTURE_PARTITION);
+	if (rc)
+		goto fail;
 	/* Always: a tracer may come later (drvhost_set_tracer), and the
 	 * driver takes its callbacks once. */
 	cbs.trace = drv_trace;
@@ -175,8 +154,7 @@ void drvhost_free(struct drvhost *h)
 	if (h->irq_fd >= 0)
 		ovmc_loop_del(h->loop, h->irq_fd);
 	ovmc_drv_free(h->drv);
-	if (h->capture && ovmc_capture_close(h->capture))
-		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "capture %s: incomplete", h->capture_path);
+	traceout_close(&h->out);
 	free(h);
 }
 
@@ -212,8 +190,8 @@ int drvhost_platform_back(struct drvhost *h, struct ovmc_platform *plat)
 
 void drvhost_set_tracer(struct drvhost *h, ovmc_trace_fn fn, void *arg)
 {
-	h->tracer = fn;
-	h->tracer_arg = arg;
+	h->out.listener = fn;
+	h->out.listener_arg = arg;
 }
 
 static void put_id(FILE *out, const uint8_t *id, size_t n)

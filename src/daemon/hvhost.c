@@ -3,9 +3,9 @@
 #include "hvhost.h"
 
 #include "log.h"
+#include "traceout.h"
 
 #include <openvmc/backend.h>
-#include <openvmc/capture.h>
 #include <openvmc/platform.h>
 #include <openvmc/wire.h>
 
@@ -37,10 +37,7 @@ struct hvhost {
 	 * even when the entry was sent from another idle hook. */
 	bool pending;
 	int wake_fd;
-	struct ovmc_capture *capture;
-	bool capture_failed;
-	ovmc_trace_fn tracer;
-	void *tracer_arg;
+	struct traceout out;
 };
 
 static void __attribute__((format(printf, 3, 0)))
@@ -115,23 +112,15 @@ static void trace(void *arg, const struct ovmc_trace_event *ev)
 {
 	struct hvhost *h = arg;
 
-	if (h->cfg.trace)
-		ovmc_log_trace_event(ev);
-	if (h->capture && ovmc_capture_event(h->capture, ev) && !h->capture_failed) {
-		h->capture_failed = true;
-		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "capture %s: write failed; records are lost",
-			 h->cfg.capture);
-	}
-	if (h->tracer)
-		h->tracer(h->tracer_arg, ev);
+	traceout_event(&h->out, ev);
 }
 
 void hvhost_set_tracer(struct hvhost *h, ovmc_trace_fn fn, void *arg)
 {
-	h->tracer = fn;
-	h->tracer_arg = arg;
-	/* Without any sink the machine need not report at all. */
-	ovmc_machine_set_trace(h->m, fn || h->cfg.trace || h->capture ? trace : NULL, h);
+	h->out.listener = fn;
+	h->out.listener_arg = arg;
+	/* Without any output the machine need not report at all. */
+	ovmc_machine_set_trace(h->m, traceout_active(&h->out) ? trace : NULL, h);
 }
 
 /* ---- loop ---- */
@@ -214,15 +203,10 @@ int hvhost_new(struct ovmc_loop *loop, const struct hvhost_config *cfg, struct h
 	rc = ovmc_machine_new(&hooks, &h->m);
 	if (rc)
 		goto fail;
-	if (cfg->capture) {
-		rc = ovmc_capture_open(cfg->capture, OVMC_CAPTURE_HYPERVISOR, &h->capture);
-		if (rc) {
-			ovmc_log(OVMC_LOG_ERROR, COMPONENT, "capture %s: %s", cfg->capture,
-				 ovmc_strerror(rc));
-			goto fail_logged;
-		}
-	}
-	if (cfg->trace || cfg->capture)
+	rc = traceout_open(&h->out, COMPONENT, cfg->trace, cfg->capture, OVMC_CAPTURE_HYPERVISOR);
+	if (rc)
+		goto fail_logged;
+	if (traceout_active(&h->out))
 		ovmc_machine_set_trace(h->m, trace, h);
 	rc = ovmc_loop_add(loop, h->wake_fd, on_wake, h);
 	if (rc)
@@ -260,8 +244,7 @@ void hvhost_free(struct hvhost *h)
 		ovmc_loop_del(h->loop, h->wake_fd);
 		close(h->wake_fd);
 	}
-	if (h->capture && ovmc_capture_close(h->capture))
-		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "capture %s: incomplete", h->cfg.capture);
+	traceout_close(&h->out);
 	free(h);
 }
 
