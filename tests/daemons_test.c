@@ -85,6 +85,12 @@ static struct daemon *drv(const struct hvd *h, const char *const *extra)
 	return d;
 }
 
+/* Both daemons with their defaults; the driver's daemon. */
+static struct daemon *pair(void)
+{
+	return drv(hvd(NULL), NULL);
+}
+
 static void extra_cleanup(void *arg)
 {
 	struct extra_files *x = arg;
@@ -253,34 +259,22 @@ TEST(help_and_version_of_both_programs)
 
 TEST(echo_round_trips_every_size_1_to_4096)
 {
-	struct hvd *h = hvd(NULL);
-	struct daemon *d = drv(h, NULL);
-
-	abi_echo_sizes(d);
+	abi_echo_sizes(pair());
 }
 
 TEST(sethmcid_then_write_until_the_open_completes)
 {
-	struct hvd *h = hvd(NULL);
-	struct daemon *d = drv(h, NULL);
-
-	abi_open_then_write(d);
+	abi_open_then_write(pair());
 }
 
 TEST(nonblocking_read_with_nothing_queued_eagain)
 {
-	struct hvd *h = hvd(NULL);
-	struct daemon *d = drv(h, NULL);
-
-	abi_nonblock_eagain(d);
+	abi_nonblock_eagain(pair());
 }
 
 TEST(poll_reports_pollin_only_while_a_message_is_queued)
 {
-	struct hvd *h = hvd(NULL);
-	struct daemon *d = drv(h, NULL);
-
-	abi_poll_pollin(d);
+	abi_poll_pollin(pair());
 }
 
 TEST(blocking_read_completes_when_the_hypervisor_sends)
@@ -318,10 +312,7 @@ TEST(client_killed_while_blocked_in_read_closes_its_session)
 
 TEST(write_while_another_thread_reads_the_same_fd)
 {
-	struct hvd *h = hvd(NULL);
-	struct daemon *d = drv(h, NULL);
-
-	abi_threads(d);
+	abi_threads(pair());
 }
 
 TEST(errno_cases_of_the_single_daemon_also_hold)
@@ -350,34 +341,22 @@ TEST(errno_cases_of_the_single_daemon_also_hold)
 
 TEST(bad_pointers_efault_and_nothing_lost)
 {
-	struct hvd *h = hvd(NULL);
-	struct daemon *d = drv(h, NULL);
-
-	abi_efault(d);
+	abi_efault(pair());
 }
 
 TEST(blocking_read_interrupted_by_a_restartable_signal_eintr)
 {
-	struct hvd *h = hvd(NULL);
-	struct daemon *d = drv(h, NULL);
-
-	abi_eintr(d);
+	abi_eintr(pair());
 }
 
 TEST(every_buffer_in_flight_ebusy_until_a_read_frees_one)
 {
-	struct hvd *h = hvd(NULL);
-	struct daemon *d = drv(h, NULL);
-
-	abi_exhaust_ebusy(d);
+	abi_exhaust_ebusy(pair());
 }
 
 TEST(device_file_mode_defaults_to_0600)
 {
-	struct hvd *h = hvd(NULL);
-	struct daemon *d = drv(h, NULL);
-
-	abi_mode_0600(d);
+	abi_mode_0600(pair());
 }
 
 /* ---- the hypervisor going away under a connected driver ---- */

@@ -128,16 +128,12 @@ TEST(query_reports_ready_with_a_vmc_present)
  */
 TEST(sethmcid_then_write_until_the_open_completes)
 {
-	struct daemon *d = start(NULL);
-
-	abi_open_then_write(d);
+	abi_open_then_write(start(NULL));
 }
 
 TEST(echo_round_trips_every_size_1_to_4096)
 {
-	struct daemon *d = start(NULL);
-
-	abi_echo_sizes(d);
+	abi_echo_sizes(start(NULL));
 }
 
 TEST(write_above_mtu_eio_read_above_mtu_einval)
@@ -210,16 +206,12 @@ TEST(sethmcid_before_the_channel_is_ready_eagain)
 
 TEST(bad_pointers_efault_and_nothing_lost)
 {
-	struct daemon *d = start(NULL);
-
-	abi_efault(d);
+	abi_efault(start(NULL));
 }
 
 TEST(blocking_read_interrupted_by_a_restartable_signal_eintr)
 {
-	struct daemon *d = start(NULL);
-
-	abi_eintr(d);
+	abi_eintr(start(NULL));
 }
 
 TEST(zero_lengths_and_a_short_read)
@@ -236,23 +228,17 @@ TEST(zero_lengths_and_a_short_read)
 
 TEST(every_buffer_in_flight_ebusy_until_a_read_frees_one)
 {
-	struct daemon *d = start(NULL);
-
-	abi_exhaust_ebusy(d);
+	abi_exhaust_ebusy(start(NULL));
 }
 
 TEST(nonblocking_read_with_nothing_queued_eagain)
 {
-	struct daemon *d = start(NULL);
-
-	abi_nonblock_eagain(d);
+	abi_nonblock_eagain(start(NULL));
 }
 
 TEST(poll_reports_pollin_only_while_a_message_is_queued)
 {
-	struct daemon *d = start(NULL);
-
-	abi_poll_pollin(d);
+	abi_poll_pollin(start(NULL));
 }
 
 TEST(blocking_read_completes_when_the_hypervisor_sends)
@@ -350,9 +336,7 @@ TEST(client_killed_while_blocked_in_read)
 
 TEST(write_while_another_thread_reads_the_same_fd)
 {
-	struct daemon *d = start(NULL);
-
-	abi_threads(d);
+	abi_threads(start(NULL));
 }
 
 TEST(no_vmc_until_requestvmc)
@@ -530,9 +514,7 @@ TEST(second_daemon_on_a_served_path_refused)
 
 TEST(device_file_mode_defaults_to_0600)
 {
-	struct daemon *d = start(NULL);
-
-	abi_mode_0600(d);
+	abi_mode_0600(start(NULL));
 }
 
 TEST(mode_and_group_are_applied)
