@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Driver core, sending: entries go out in order; while the hypervisor's
+ * queue is full they wait in the core's queue and a timer retries.
+ */
+#include "driver_impl.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void drv_trace_entry(struct ovmc_drv *d, enum ovmc_trace_kind kind,
+		     const uint8_t e[OVMC_CRQ_ENTRY_SIZE])
+{
+	struct ovmc_trace_event ev = {.kind = kind, .entry = e};
+
+	if (d->cbs.trace)
+		d->cbs.trace(d->user, &ev);
+}
+
+long drv_rdma(struct ovmc_drv *d, uint64_t len, uint64_t src_liobn, uint64_t src_ioba,
+	      uint64_t dst_liobn, uint64_t dst_ioba)
+{
+	long rc = ovmc_h_copy_rdma(d->plat, len, src_liobn, src_ioba, dst_liobn, dst_ioba);
+	bool to_hv = dst_liobn == d->node.liobn_remote;
+	struct ovmc_trace_event ev = {
+		.kind = OVMC_TRACE_RDMA,
+		.opcode = OVMC_H_COPY_RDMA,
+		.args = {len, src_liobn, src_ioba, dst_liobn, dst_ioba},
+		.data = d->mem + (to_hv ? src_ioba : dst_ioba),
+		.data_len = len,
+		.to_hv = to_hv,
+	};
+
+	if (rc == OVMC_H_SUCCESS && d->cbs.trace)
+		d->cbs.trace(d->user, &ev);
+	return rc;
+}
+
+/* ---- sending ---- */
+
+static void txq_push(struct ovmc_drv *d, const uint8_t e[OVMC_CRQ_ENTRY_SIZE])
+{
+	if (d->tx_count == d->tx_cap) {
+		unsigned cap = d->tx_cap ? d->tx_cap * 2 : 64;
+		uint8_t(*q)[OVMC_CRQ_ENTRY_SIZE] = malloc((size_t)cap * OVMC_CRQ_ENTRY_SIZE);
+
+		if (!q) {
+			/* Only reachable without memory: say so, the entry is gone. */
+			d->stats.send_failed++;
+			drv_log(d, OVMC_LOG_ERROR, "out of memory: outbound entry lost");
+			return;
+		}
+		for (unsigned i = 0; i < d->tx_count; i++)
+			memcpy(q[i], d->txq[(d->tx_head + i) % d->tx_cap], OVMC_CRQ_ENTRY_SIZE);
+		free(d->txq);
+		d->txq = q;
+		d->tx_cap = cap;
+		d->tx_head = 0;
+	}
+	memcpy(d->txq[(d->tx_head + d->tx_count) % d->tx_cap], e, OVMC_CRQ_ENTRY_SIZE);
+	d->tx_count++;
+	d->stats.send_deferred++;
+	if (d->tx_retry_at == OVMC_TIME_NEVER)
+		d->tx_retry_at = d->now + TX_RETRY_NS;
+}
+
+static long send_raw(struct ovmc_drv *d, const uint8_t e[OVMC_CRQ_ENTRY_SIZE])
+{
+	uint64_t hi, lo;
+	long rc;
+
+	ovmc_entry_to_words(e, &hi, &lo);
+	rc = ovmc_h_send_crq(d->plat, d->node.unit_address, hi, lo);
+	if (rc == OVMC_H_SUCCESS) {
+		d->stats.entries_out++;
+		drv_trace_entry(d, OVMC_TRACE_TO_HV, e);
+	}
+	return rc;
+}
+
+void drv_tx_flush(struct ovmc_drv *d)
+{
+	while (d->tx_count) {
+		long rc = send_raw(d, d->txq[d->tx_head]);
+
+		if (rc == OVMC_H_DROPPED) {
+			if (d->tx_retry_at == OVMC_TIME_NEVER)
+				d->tx_retry_at = d->now + TX_RETRY_NS;
+			return;
+		}
+		if (rc != OVMC_H_SUCCESS) {
+			d->stats.send_failed++;
+			drv_log(d, OVMC_LOG_WARN, "queued entry refused: %s",
+				ovmc_hcall_rc_name(rc));
+		}
+		d->tx_head = (d->tx_head + 1) % d->tx_cap;
+		d->tx_count--;
+	}
+	d->tx_retry_at = OVMC_TIME_NEVER;
+}
+
+/*
+ * Send in order; a full hypervisor queue holds the entry back. Returns 0
+ * (sent or queued) or -EIO when the platform refused it (partner gone).
+ */
+static int tx(struct ovmc_drv *d, const struct ovmc_entry *m)
+{
+	uint8_t e[OVMC_CRQ_ENTRY_SIZE];
+	long rc;
+
+	if (ovmc_entry_encode(m, e))
+		return -EIO;
+	if (d->log_level >= OVMC_LOG_TRACE) {
+		char line[128];
+
+		ovmc_entry_format(e, line, sizeof(line));
+		drv_log(d, OVMC_LOG_TRACE, "partition -> hv: %s", line);
+	}
+	if (d->tx_count) {
+		txq_push(d, e);
+		return 0;
+	}
+	rc = send_raw(d, e);
+	if (rc == OVMC_H_SUCCESS)
+		return 0;
+	if (rc == OVMC_H_DROPPED) {
+		txq_push(d, e);
+		return 0;
+	}
+	d->stats.send_failed++;
+	drv_log(d, rc == OVMC_H_CLOSED ? OVMC_LOG_DEBUG : OVMC_LOG_WARN, "send refused: %s",
+		ovmc_hcall_rc_name(rc));
+	return -EIO;
+}
+
+int drv_tx_hmc(struct ovmc_drv *d, enum ovmc_msg_type type, const struct ovmc_hmc_msg *h)
+{
+	struct ovmc_entry m;
+
+	ovmc_entry_hmc(&m, type, h);
+	return tx(d, &m);
+}
+
+int drv_tx_resp(struct ovmc_drv *d, enum ovmc_msg_type type, uint8_t status, uint8_t session,
+		uint8_t index, uint16_t buffer_id)
+{
+	struct ovmc_hmc_msg h = {
+		.status = status, .session = session, .index = index, .buffer_id = buffer_id};
+
+	return drv_tx_hmc(d, type, &h);
+}
+
+void drv_send_init(struct ovmc_drv *d, enum ovmc_init_format fmt)
+{
+	struct ovmc_entry m;
+	uint8_t e[OVMC_CRQ_ENTRY_SIZE];
+
+	ovmc_entry_init(&m, fmt);
+	ovmc_entry_encode(&m, e);
+	/* H_CLOSED: the hypervisor end is not up; its INIT will come. */
+	send_raw(d, e);
+}
+
+void drv_send_caps(struct ovmc_drv *d)
+{
+	struct ovmc_caps c = {
+		.max_hmcs = d->cfg.max_hmcs,
+		.pool_size = d->cfg.pool_size,
+		.mtu = d->cfg.max_mtu,
+		.crq_size = (uint16_t)d->crq_entries,
+		.version = d->cfg.version,
+	};
+	struct ovmc_entry m;
+
+	ovmc_entry_caps(&m, OVMC_MSG_CAP, &c);
+	if (tx(d, &m) == 0)
+		drv_set_state(d, OVMC_DRV_CAPABILITIES);
+}
