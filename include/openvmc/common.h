@@ -6,9 +6,17 @@
  * negative code on failure. Codes above OVMC_ERR_BASE are negative errno
  * values; codes at or below it are library codes listed here. Only the
  * device front-end turns them into positive errno values.
+ *
+ * These headers need C11 (anonymous unions) or C++; <openvmc/ibmvmc.h>
+ * alone also works in C99. The docs/ files they cite are in the source
+ * tree and installed in share/doc/openvmc.
  */
 #ifndef OPENVMC_COMMON_H
 #define OPENVMC_COMMON_H
+
+#if !defined(__cplusplus) && (!defined(__STDC_VERSION__) || __STDC_VERSION__ < 201112L)
+#error "the openvmc headers need C11 or later (-std=c11)"
+#endif
 
 #include <stdarg.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The command router: a layer-2 payload protocol carried in VMC messages
- * (docs: PROTOCOL.md section 7, the only public sample of that layer).
+ * (docs/router.md; IBM's only public sample of that layer).
  *
  * Every message starts with a 32-byte big-endian header, then the data:
  *
