@@ -30,12 +30,13 @@ ovmc_run_deferred() {
 	for c in "${ovmc_deferred[@]}"; do eval "$c" || true; done
 }
 
-# A private scratch directory, removed when the test ends.
+# scratch VAR: a private directory in VAR, removed when the test ends.
+# (Not $(scratch): the clean-up would be deferred in the subshell.)
 scratch() {
-	local d
-	d=$(mktemp -d "/tmp/ovmc-${OVMC_SH_MODULE:-sh}.XXXXXX") || fail "mktemp"
-	defer "rm -rf --one-file-system -- '$d'"
-	printf '%s\n' "$d"
+	local ovmc_dir
+	ovmc_dir=$(mktemp -d "/tmp/ovmc-${OVMC_SH_MODULE:-sh}.XXXXXX") || fail "mktemp"
+	defer "rm -rf --one-file-system -- '$ovmc_dir'"
+	printf -v "$1" '%s' "$ovmc_dir"
 }
 
 # check COMMAND...: fail with the command line when it fails.

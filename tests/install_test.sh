@@ -69,7 +69,7 @@ test_pc_file_is_valid_with_absolute_paths() {
 
 test_pkgconfig_build_against_destdir_runs() {
 	local d lib
-	d=$(scratch)
+	scratch d
 	local cflags libs
 	read -ra cflags <<<"$(pc --cflags openvmc)"
 	read -ra libs <<<"$(pc --libs openvmc)"
@@ -86,7 +86,7 @@ test_pkgconfig_build_against_destdir_runs() {
 
 test_find_package_build_against_destdir_runs() {
 	local d lib
-	d=$(scratch)
+	scratch d
 	cmake -S "$src/tests/install" -B "$d" -DCMAKE_PREFIX_PATH="$dest$OVMC_PREFIX" \
 		-DCMAKE_C_FLAGS="-Wall -Wextra -pedantic -Werror $OVMC_SAN_FLAGS" >"$d/log" 2>&1 ||
 		{ cat "$d/log" >&2; fail "configure"; }
@@ -102,7 +102,7 @@ test_find_package_build_against_destdir_runs() {
 
 test_installed_programs_run_from_destdir_tree() {
 	local d p lib env=() pid
-	d=$(scratch)
+	scratch d
 	# A system libdir gets no RUNPATH (the packager's ldconfig makes it
 	# work); elsewhere the programs find their library relative to
 	# themselves.
@@ -164,7 +164,7 @@ test_headers_cite_only_documents_that_exist() {
 
 test_pc_and_runpath_follow_the_configured_dirs() {
 	local d
-	d=$(scratch)
+	scratch d
 	# Configure only: an absolute libdir outside the prefix, and /usr.
 	cmake -S "$src" -B "$d/abs" -DOVMC_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/opt/ovmc \
 		-DCMAKE_INSTALL_LIBDIR=/srv/ovmc/lib64 >"$d/log" 2>&1 || { cat "$d/log" >&2; fail "configure"; }
