@@ -222,6 +222,8 @@ static int cmd_status(struct ctl *c, char *args, FILE *body, struct cmd_error *e
 		hvhost_status(c->t.hv, body);
 	fprintf(body, "control: trace-clients %u trace-lines %llu trace-dropped %llu\n", c->n_trace,
 		(unsigned long long)c->trace_lines, (unsigned long long)c->trace_dropped);
+	fprintf(body, "log: suppressed %llu dropped %llu\n",
+		(unsigned long long)ovmc_log_suppressed(), (unsigned long long)ovmc_log_dropped());
 	return 0;
 }
 

@@ -1,7 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Logging for the programs: one line per event on stderr,
- * "<time> <program>[<pid>] <level> <component>: <text>", filtered by level.
+ * "<time> <program>[<pid>] <level> <component>: <text>", filtered by level,
+ * or to syslog in daemon mode.
+ *
+ * Never blocks: a line the sink cannot take at once (a pipe nobody reads,
+ * a stalled log daemon) is dropped and counted, and the count is logged
+ * before the next line that gets through. Repeated lines at info and above
+ * (same component, level and text but for numbers) are rate-limited: a few
+ * per window, then one line with the count of the rest when the window
+ * ends. Debug, trace and --trace lines are never limited.
  */
 #ifndef OVMC_DAEMON_LOG_H
 #define OVMC_DAEMON_LOG_H
@@ -23,6 +31,22 @@ void ovmc_log_stamp(char *buf, size_t size);
 
 /* From now on write to syslog (daemon facility) instead of stderr. */
 void ovmc_log_use_syslog(void);
+
+/*
+ * Say what the rate limiter held back in windows that have ended; returns
+ * when the next window with held-back lines ends (CLOCK_MONOTONIC ns, or
+ * UINT64_MAX). The event loop calls it after every batch.
+ */
+uint64_t ovmc_log_tick(void);
+/* Say every held-back count now (at exit). */
+void ovmc_log_flush(void);
+/* Lines held back by the rate limiter, and dropped by a full sink, so far. */
+uint64_t ovmc_log_suppressed(void);
+uint64_t ovmc_log_dropped(void);
+/* Lines per key and window (default 5 per 10 s); 0 ns: the default window. */
+void ovmc_log_set_rate_limit(unsigned burst, uint64_t window_ns);
+/* For tests: the clock of the rate limiter (NULL: CLOCK_MONOTONIC). */
+void ovmc_log_set_clock(uint64_t (*now_ns)(void));
 
 struct ovmc_trace_event;
 

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "loop.h"
 
+#include "log.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -83,6 +85,8 @@ void ovmc_loop_free(struct ovmc_loop *l)
 {
 	if (!l)
 		return;
+	/* The daemon is going: what the log held back is said now. */
+	ovmc_log_flush();
 	while (l->watches) {
 		struct watch *w = l->watches;
 
@@ -183,7 +187,8 @@ static void arm(struct ovmc_loop *l, uint64_t deadline)
 
 static void run_idle(struct ovmc_loop *l)
 {
-	uint64_t next = UINT64_MAX;
+	/* The log's held-back counts are due at the end of their window. */
+	uint64_t next = ovmc_log_tick();
 
 	for (int i = 0; i < l->n_idle; i++) {
 		uint64_t d = l->idle[i].fn(l->idle[i].arg, ovmc_now_ns());

@@ -3,7 +3,8 @@
  * The daemons' event loop: one thread, epoll over file descriptors, one
  * timerfd armed at the earliest deadline the owner reports, and
  * SIGINT/SIGTERM through a signalfd. Idle means blocked in epoll_wait: no
- * periodic wake-ups.
+ * periodic wake-ups. It also wakes when the log has rate-limited lines to
+ * sum up (ovmc_log_tick()).
  */
 #ifndef OVMC_LOOP_H
 #define OVMC_LOOP_H
@@ -23,6 +24,7 @@ typedef uint64_t (*ovmc_loop_idle_fn)(void *arg, uint64_t now);
 
 /* Block SIGINT/SIGTERM/SIGPIPE (ignored) and create the loop. */
 int ovmc_loop_new(struct ovmc_loop **out);
+/* Also says what the log held back (ovmc_log_flush()). */
 void ovmc_loop_free(struct ovmc_loop *l);
 /* Watch fd for EPOLLIN (and errors). Returns 0 or -errno. */
 int ovmc_loop_add(struct ovmc_loop *l, int fd, ovmc_loop_fd_fn fn, void *arg);
