@@ -1351,6 +1351,7 @@ static _Noreturn void foreign_child(const char *path, pid_t parent)
 	struct ovmc_platform *p;
 	union xproc_msg m;
 	int fds[2], fd, rc;
+	ssize_t n;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
 	if (seteuid(65534) < 0)
@@ -1388,7 +1389,12 @@ static _Noreturn void foreign_child(const char *path, pid_t parent)
 		memcpy(CMSG_DATA(c), fds, sizeof(fds));
 		sendmsg(fd, &mh, MSG_NOSIGNAL); /* may fail: the server hung up */
 	}
-	if (recv(fd, &m, sizeof(m), 0) > 0)
+	/* Only the refusal may come, unasked (sequence 0), never an answer. */
+	n = recv(fd, &m, sizeof(m), 0);
+	if (n < 0 && errno == ECONNRESET)
+		n = recv(fd, &m, sizeof(m), MSG_DONTWAIT);
+	if (n > 0 && (n != (ssize_t)sizeof(m.attach_reply) || m.h.type != XPROC_ATTACH_REPLY ||
+		      m.h.seq != 0 || m.attach_reply.status != -EACCES))
 		_exit(6); /* answered: attached */
 	close(fd);
 	rc = ovmc_xproc_connect(path, MEM_SIZE, &p);
@@ -1585,4 +1591,223 @@ TEST(client_treats_protocol_errors_as_server_death)
 		CHECK_EQ(ovmc_platform_alive(p), 0);
 		CHECK_EQ(ovmc_h_vio_signal(p, 1, 1), OVMC_H_HARDWARE);
 	}
+}
+
+/* ---- deadlines and bounds ---- */
+
+static void child_signal(struct child *c, int sig)
+{
+	CHECK_EQ(kill(c->pid, sig), 0);
+}
+
+/* A stopped hypervisor costs one timeout, once: then the platform is dead. */
+TEST(hcall_to_a_stopped_server_times_out_and_the_platform_dies)
+{
+	struct tmp *t = tmp_new();
+	struct child *srv = spawn_server(t->sock, CHILD_ECHO_CRQ);
+	struct fx *x = fx_new(NULL, false);
+	struct ovmc_platform *p;
+	struct ovmc_vmc_node nd;
+	struct pollfd pfd = {.events = POLLIN};
+	uint64_t t0;
+
+	CHECK_EQ(ovmc_xproc_connect(t->sock, MEM_SIZE, &x->plat[0]), 0);
+	p = x->plat[0];
+	CHECK_EQ(ovmc_xproc_set_timeout(p, 0), -EINVAL);
+	CHECK_EQ(ovmc_xproc_set_timeout(p, OVMC_XPROC_MAX_TIMEOUT_MS + 1), -EINVAL);
+	CHECK_EQ(ovmc_xproc_set_timeout(p, 200), 0);
+	CHECK_EQ(ovmc_platform_vmc_node(p, &nd), 0);
+	CHECK_EQ(ovmc_xproc_dead_reason(p), 0);
+	child_signal(srv, SIGSTOP);
+	t0 = now_ns();
+	CHECK_EQ(ovmc_h_reg_crq(p, nd.unit_address, CRQ_IOBA, OVMC_PAGE_SIZE), OVMC_H_HARDWARE);
+	CHECK(elapsed_ms(t0) >= 190);
+	CHECK(elapsed_ms(t0) < 5000);
+	CHECK_EQ(ovmc_platform_alive(p), 0);
+	CHECK_EQ(ovmc_xproc_dead_reason(p), -ETIMEDOUT);
+	/* Dead now: the next calls answer at once, and the loop hears it. */
+	t0 = now_ns();
+	CHECK_EQ(ovmc_h_vio_signal(p, nd.unit_address, OVMC_VIO_IRQ_ENABLE), OVMC_H_HARDWARE);
+	CHECK_EQ(ovmc_platform_vmc_node(p, &nd), -ENOTCONN);
+	CHECK(elapsed_ms(t0) < 100);
+	pfd.fd = ovmc_xproc_fd(p);
+	CHECK_EQ(poll(&pfd, 1, 0), 1);
+	CHECK_EQ(ovmc_xproc_check(p), 0);
+	child_signal(srv, SIGCONT);
+	/* The old connection is shut: no late answer, a new partition. */
+	CHECK_EQ(ovmc_xproc_reconnect(p), 0);
+	CHECK_EQ(ovmc_xproc_dead_reason(p), 0);
+	CHECK_EQ(ovmc_platform_vmc_node(p, &nd), 0);
+	CHECK_EQ(ovmc_h_reg_crq(p, nd.unit_address, CRQ_IOBA, OVMC_PAGE_SIZE), OVMC_H_SUCCESS);
+	CHECK_EQ(ovmc_h_vio_signal(p, nd.unit_address, OVMC_VIO_IRQ_ENABLE), OVMC_H_SUCCESS);
+}
+
+TEST(reconnect_start_to_a_stopped_server_returns_at_once_and_attaches_when_it_runs)
+{
+	struct tmp *t = tmp_new();
+	struct child *srv = spawn_server(t->sock, CHILD_ECHO_CRQ);
+	struct fx *x = fx_new(NULL, false);
+	struct ovmc_platform *p;
+	struct ovmc_vmc_node nd;
+	struct pollfd pfd = {.events = POLLIN};
+	uint64_t t0;
+
+	CHECK_EQ(ovmc_xproc_new(t->sock, MEM_SIZE, &x->plat[0]), 0);
+	p = x->plat[0];
+	CHECK_EQ(ovmc_xproc_reconnect_finish(p), -ENOTCONN);
+	child_signal(srv, SIGSTOP);
+	t0 = now_ns();
+	CHECK_EQ(ovmc_xproc_reconnect_start(p), -EINPROGRESS);
+	CHECK_EQ(ovmc_xproc_reconnect_finish(p), -EINPROGRESS);
+	CHECK(elapsed_ms(t0) < 100);
+	CHECK_EQ(ovmc_platform_alive(p), 0);
+	CHECK_EQ(ovmc_h_enable_crq(p, 1), OVMC_H_HARDWARE);
+	pfd.fd = ovmc_xproc_fd(p);
+	CHECK(pfd.fd >= 0);
+	CHECK_EQ(poll(&pfd, 1, 100), 0);
+	/* A blocking reconnect would wait its timeout, then give up. */
+	CHECK_EQ(ovmc_xproc_set_timeout(p, 100), 0);
+	t0 = now_ns();
+	CHECK_EQ(ovmc_xproc_reconnect(p), -ETIMEDOUT);
+	CHECK(elapsed_ms(t0) >= 90);
+	CHECK_EQ(ovmc_xproc_set_timeout(p, WAIT_MS), 0);
+	CHECK_EQ(ovmc_xproc_reconnect_start(p), -EINPROGRESS);
+	pfd.fd = ovmc_xproc_fd(p);
+	child_signal(srv, SIGCONT);
+	CHECK_EQ(poll(&pfd, 1, WAIT_MS), 1);
+	CHECK_EQ(ovmc_xproc_reconnect_finish(p), 0);
+	CHECK(ovmc_platform_alive(p));
+	CHECK_EQ(ovmc_platform_vmc_node(p, &nd), 0);
+	CHECK_EQ(ovmc_h_reg_crq(p, nd.unit_address, CRQ_IOBA, OVMC_PAGE_SIZE), OVMC_H_SUCCESS);
+}
+
+/* A server going down resets the connections in its backlog: not a refusal. */
+TEST(server_closing_an_unanswered_attach_is_econnreset_not_eacces)
+{
+	struct tmp *t = tmp_new();
+	struct fx *x = fx_new(NULL, false);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	struct ovmc_platform *p;
+	struct pollfd pfd = {.events = POLLIN};
+
+	CHECK(lfd >= 0);
+	strcpy(sa.sun_path, t->sock);
+	CHECK_EQ(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	CHECK_EQ(listen(lfd, 4), 0);
+	CHECK_EQ(ovmc_xproc_new(t->sock, MEM_SIZE, &x->plat[0]), 0);
+	p = x->plat[0];
+	CHECK_EQ(ovmc_xproc_reconnect_start(p), -EINPROGRESS);
+	close(lfd);
+	pfd.fd = ovmc_xproc_fd(p);
+	CHECK_EQ(poll(&pfd, 1, WAIT_MS), 1);
+	CHECK_EQ(ovmc_xproc_reconnect_finish(p), -ECONNRESET);
+	CHECK_EQ(ovmc_xproc_fd(p), -1);
+	/* Accepted, then closed unread and unanswered: the same. */
+	lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	CHECK(lfd >= 0);
+	unlink(t->sock);
+	CHECK_EQ(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	CHECK_EQ(listen(lfd, 4), 0);
+	CHECK_EQ(ovmc_xproc_reconnect_start(p), -EINPROGRESS);
+	close(accept(lfd, NULL, NULL));
+	close(lfd);
+	pfd.fd = ovmc_xproc_fd(p);
+	CHECK_EQ(poll(&pfd, 1, WAIT_MS), 1);
+	CHECK_EQ(ovmc_xproc_reconnect_finish(p), -ECONNRESET);
+}
+
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!d)
+		FAIL("opendir: %s", strerror(errno));
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static struct fx *fx_bounded(const char *path, unsigned max_clients, unsigned max_pending,
+			     unsigned attach_ms)
+{
+	struct fx *f = fx_new(NULL, false);
+	struct ovmc_xproc_server_config c;
+	int rc;
+
+	server_config(&c, path, f->m);
+	c.log = fx_log;
+	c.log_user = f;
+	c.max_clients = max_clients;
+	c.max_pending = max_pending;
+	c.attach_timeout_ms = attach_ms;
+	rc = ovmc_xproc_server_new(&c, &f->srv);
+	if (rc)
+		FAIL("ovmc_xproc_server_new: %s", ovmc_strerror(rc));
+	return f;
+}
+
+TEST(silent_connections_are_closed_at_the_attach_deadline)
+{
+	struct tmp *t = tmp_new();
+	struct fx *x = fx_bounded(t->sock, 0, 0, 150);
+	int fds0 = open_fds(), silent[8];
+	uint64_t t0;
+
+	for (int i = 0; i < 8; i++)
+		silent[i] = raw_connect(t->sock);
+	serve_once(x, 0);
+	CHECK_EQ(ovmc_xproc_server_clients(x->srv), 8);
+	/* The server's own timer wakes its fd at the deadline. */
+	for (t0 = now_ns(); ovmc_xproc_server_clients(x->srv) && elapsed_ms(t0) < WAIT_MS;)
+		serve_once(x, 1000);
+	CHECK(elapsed_ms(t0) >= 100);
+	CHECK_EQ(ovmc_xproc_server_clients(x->srv), 0);
+	for (int i = 0; i < 8; i++) {
+		char c;
+
+		CHECK_EQ(recv(silent[i], &c, 1, 0), 0);
+		close(silent[i]);
+	}
+	CHECK_EQ(open_fds(), fds0);
+	CHECK_EQ(xconnect(x, t->sock, MEM_SIZE, 0), 0);
+	CHECK_EQ(x->created, 1);
+}
+
+TEST(silent_connections_beyond_the_bound_make_room_for_one_that_attaches)
+{
+	struct tmp *t = tmp_new();
+	struct fx *x = fx_bounded(t->sock, 0, 4, 60000);
+	int silent[40];
+
+	for (int i = 0; i < 40; i++) {
+		silent[i] = raw_connect(t->sock);
+		serve_once(x, 0);
+		CHECK(ovmc_xproc_server_clients(x->srv) <= 4);
+	}
+	CHECK_EQ(ovmc_xproc_server_clients(x->srv), 4);
+	CHECK_EQ(xconnect(x, t->sock, MEM_SIZE, 0), 0);
+	CHECK_EQ(x->created, 1);
+	CHECK(ovmc_xproc_server_clients(x->srv) <= 5);
+	for (int i = 0; i < 40; i++)
+		close(silent[i]);
+	serve_once(x, 0);
+	CHECK_EQ(ovmc_xproc_server_clients(x->srv), 1);
+}
+
+TEST(partitions_beyond_max_clients_are_refused_ebusy)
+{
+	struct tmp *t = tmp_new();
+	struct fx *x = fx_bounded(t->sock, 2, 0, 0);
+
+	CHECK_EQ(xconnect(x, t->sock, MEM_SIZE, 0), 0);
+	CHECK_EQ(xconnect(x, t->sock, MEM_SIZE, 1), 0);
+	CHECK_EQ(xconnect(x, t->sock, MEM_SIZE, 2), -EBUSY);
+	CHECK_EQ(x->created, 2);
+	ovmc_platform_destroy(x->plat[1]);
+	x->plat[1] = NULL;
+	serve_once(x, 0);
+	CHECK_EQ(xconnect(x, t->sock, MEM_SIZE, 1), 0);
 }

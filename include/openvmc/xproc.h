@@ -11,7 +11,8 @@
  *  - hcalls travel as request/reply messages on a Unix SOCK_SEQPACKET
  *    socket in a private (0700) directory; the server checks the peer's
  *    credentials. A vanished client is seen at once (the socket closes): its
- *    partition is removed as failed.
+ *    partition is removed as failed. Every round trip has a deadline: a
+ *    server that does not answer in time is treated as gone.
  *
  * The message format is private to this module (docs/xproc.md).
  */
@@ -38,12 +39,15 @@ extern "C" {
  * memory (a sealed memfd), the interrupt eventfd and the socket;
  * ovmc_platform_destroy() detaches (the hypervisor end sees the partner
  * deregister, 0xFF02; a process that dies instead gives partner failed,
- * 0xFF01). hcalls block until the server answers.
- * Returns 0, -ENOENT / -ECONNREFUSED (no hypervisor there), -EACCES
- * (refused by the server: peer credentials, or no access to the socket),
- * -EINVAL / -EPERM / -EBADF (the server refused the memory or interrupt,
- * see docs/xproc.md), -EPROTO (protocol or version mismatch),
- * -ENAMETOOLONG, -ENOMEM.
+ * 0xFF01). hcalls block until the server answers, at most the timeout
+ * (ovmc_xproc_set_timeout()).
+ * Returns 0, -ENOENT / -ECONNREFUSED (no hypervisor there), -EAGAIN (one
+ * there, not accepting: its backlog is full), -ETIMEDOUT (one there, not
+ * answering within the timeout), -ECONNRESET (it closed the connection
+ * unanswered: going down), -EACCES (refused by the server: peer
+ * credentials, or no access to the socket), -EINVAL / -EPERM / -EBADF
+ * (the server refused the memory or interrupt, see docs/xproc.md),
+ * -EPROTO (protocol or version mismatch), -ENAMETOOLONG, -ENOMEM.
  */
 OVMC_API int ovmc_xproc_connect(const char *socket_path, size_t mem_size,
 				struct ovmc_platform **out);
@@ -57,11 +61,13 @@ OVMC_API int ovmc_xproc_new(const char *socket_path, size_t mem_size,
 			    struct ovmc_platform **out);
 /*
  * The control socket, for the owner's event loop: it becomes readable
- * (EOF/HUP) when the hypervisor goes away. Then ovmc_platform_alive()
- * returns 0 and every hcall answers H_HARDWARE (ovmc_platform_vmc_node()
- * -ENOTCONN) until a reconnect. The descriptor stays open, and readable,
- * while dead: take it out of the loop. -1 after a failed reconnect,
- * -EINVAL if `p` is not a cross-process platform.
+ * (EOF/HUP) when the hypervisor goes away or missed a deadline. Then
+ * ovmc_platform_alive() returns 0 and every hcall answers H_HARDWARE
+ * (ovmc_platform_vmc_node() -ENOTCONN) until a reconnect. The descriptor
+ * stays open, and readable, while dead: take it out of the loop. While an
+ * attachment started by ovmc_xproc_reconnect_start() waits, the new
+ * connection (readable when the answer is there). -1 after a failed
+ * attachment, -EINVAL if `p` is not a cross-process platform.
  */
 OVMC_API int ovmc_xproc_fd(struct ovmc_platform *p);
 /*
@@ -75,9 +81,39 @@ OVMC_API int ovmc_xproc_check(struct ovmc_platform *p);
  * server side: register the CRQ again). Closes the old connection first,
  * so a live server drops the old partition as failed. Returns as
  * ovmc_xproc_connect(); on failure the platform stays dead and this may be
- * retried. The control fd changes.
+ * retried. The control fd changes. Waits at most the timeout for the
+ * answer (-ETIMEDOUT).
  */
 OVMC_API int ovmc_xproc_reconnect(struct ovmc_platform *p);
+/*
+ * The same without waiting, for an event loop: connects and sends the
+ * request, never blocking (a hypervisor that is stopped simply answers
+ * later). Returns -EINPROGRESS: watch ovmc_xproc_fd() for readability and
+ * call ovmc_xproc_reconnect_finish(); or at once an error as
+ * ovmc_xproc_connect(). A new start abandons an attempt still waiting.
+ */
+OVMC_API int ovmc_xproc_reconnect_start(struct ovmc_platform *p);
+/* After ovmc_xproc_fd() became readable: 0 (attached), -EINPROGRESS (not
+ * yet), or an error as ovmc_xproc_connect() (the attempt is over). */
+OVMC_API int ovmc_xproc_reconnect_finish(struct ovmc_platform *p);
+
+#define OVMC_XPROC_DEFAULT_TIMEOUT_MS 1000u
+#define OVMC_XPROC_MAX_TIMEOUT_MS 3600000u
+/*
+ * The deadline of every round trip (hcall, node query, blocking attach)
+ * in ms, 1..OVMC_XPROC_MAX_TIMEOUT_MS; default OVMC_XPROC_DEFAULT_TIMEOUT_MS.
+ * A hypervisor that misses it is treated as gone: that hcall answers
+ * H_HARDWARE, the platform is dead, its connection is shut down (so no
+ * late answer can arrive, and the server drops the partition as failed
+ * when it runs again). Returns 0 or -EINVAL.
+ */
+OVMC_API int ovmc_xproc_set_timeout(struct ovmc_platform *p, unsigned ms);
+/*
+ * Why a dead platform died: -ETIMEDOUT (a round trip missed its
+ * deadline), -ECONNRESET (the hypervisor went away), -EPROTO (it broke
+ * the protocol); 0 while alive or before the first attachment.
+ */
+OVMC_API int ovmc_xproc_dead_reason(struct ovmc_platform *p);
 
 /* ---- server (the hypervisor's process) ---- */
 
@@ -93,6 +129,14 @@ struct ovmc_xproc_server_config {
 	size_t hv_window_size;
 	unsigned hv_queue_entries;
 	size_t max_mem_size; /* largest partition memory accepted; 0: 1 GiB */
+	/* Connections at once, attached or not; 0: 64. Beyond, a newcomer is
+	 * refused (-EBUSY) unless a connection not attached yet can go. */
+	unsigned max_clients;
+	/* Connections not attached yet; 0: 16. A newcomer beyond closes the
+	 * oldest of them, so silent peers cannot lock out a real one. */
+	unsigned max_pending;
+	/* How long a connection may take to send ATTACH, in ms; 0: 3000. */
+	unsigned attach_timeout_ms;
 	ovmc_log_fn log;
 	void *log_user;
 };
@@ -109,7 +153,9 @@ OVMC_API int ovmc_xproc_server_new(const struct ovmc_xproc_server_config *cfg,
 /* One fd (epoll) for the owner's loop: readable when any connection needs service. */
 OVMC_API int ovmc_xproc_server_fd(struct ovmc_xproc_server *srv);
 /*
- * Accept, answer hcalls, notice departures. Never blocks. Machine hooks run
+ * Accept, answer hcalls, notice departures, close connections that did
+ * not attach in time (the fd becomes readable at their deadline). Never
+ * blocks. Machine hooks run
  * inside (hcalls, partition removal); they must not call the server.
  * A malformed message or a refused ATTACH drops its connection (logged
  * through cfg.log), removing the partition as failed.

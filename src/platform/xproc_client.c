@@ -18,15 +18,23 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
+
+#define MS_PER_S 1000
+#define NS_PER_MS 1000000ll
 
 struct xproc {
 	struct ovmc_platform base;
 	char *path;
-	int sock;   /* -1 after a failed reconnect */
+	int sock;   /* -1 while detached or after a failed attachment */
 	int mem_fd; /* kept to attach again with the same memory */
 	bool dead;
+	bool attaching; /* sock carries an ATTACH whose answer is awaited */
+	int why_dead;	/* 0, -ETIMEDOUT, -ECONNRESET or -EPROTO */
+	unsigned timeout_ms;
 	uint32_t seq;
+	uint32_t attach_seq;
 	unsigned partition;
 };
 
@@ -37,46 +45,97 @@ static struct xproc *to_xproc(struct ovmc_platform *p)
 	return p && p->ops == &xproc_ops ? (struct xproc *)p : NULL;
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * MS_PER_S + ts.tv_nsec / NS_PER_MS;
+}
+
 /*
- * The hypervisor is gone or broke the protocol. Shutting the socket down
- * makes sure a server that is still there drops our partition, while the
- * descriptor stays valid (and readable) for the owner's event loop.
+ * Wait until `fd` is readable or `deadline` (mono_ms()) has passed.
+ * Returns 1 readable, 0 timed out.
  */
-static void mark_dead(struct xproc *x)
+static int wait_readable(int fd, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int64_t left = deadline - mono_ms();
+		int rc;
+
+		if (left <= 0)
+			return 0;
+		rc = poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+		if (rc > 0)
+			return 1;
+		if (rc < 0 && errno != EINTR)
+			return 1; /* let the receive report what is wrong */
+	}
+}
+
+/*
+ * The hypervisor is gone, too slow or broke the protocol. Shutting the
+ * socket down makes sure a server that is still there drops our partition
+ * (and can never answer late on this connection), while the descriptor
+ * stays valid (and readable) for the owner's event loop.
+ */
+static void mark_dead(struct xproc *x, int why)
 {
 	if (!x->dead && x->sock >= 0)
 		shutdown(x->sock, SHUT_RDWR);
+	if (!x->dead)
+		x->why_dead = why;
 	x->dead = true;
 }
 
-/* One request, one reply of exactly `reply_len` bytes and type `reply_type`. */
+/*
+ * One request, one reply of exactly `reply_len` bytes and type
+ * `reply_type`, within the deadline. Nothing else may arrive meanwhile:
+ * the server answers in order and never speaks first.
+ */
 static int transact(struct xproc *x, struct xproc_hdr *req, size_t req_len, union xproc_msg *reply,
 		    size_t reply_len, enum xproc_type reply_type)
 {
+	int64_t deadline = mono_ms() + x->timeout_ms;
 	int fds[1];
 	unsigned nfds = 0;
 	bool trunc;
 	ssize_t n;
+	int rc;
 
 	if (x->dead)
 		return -ENOTCONN;
 	req->seq = ++x->seq;
-	if (ovmc_xp_send(x->sock, req, req_len, 0, NULL, 0) < 0)
-		goto dead;
-	do {
-		n = ovmc_xp_recv(x->sock, reply, sizeof(*reply), 0, fds, 1, &nfds, &trunc);
-	} while (n == -EINTR);
+	rc = ovmc_xp_send(x->sock, req, req_len, MSG_DONTWAIT, NULL, 0);
+	if (rc) {
+		/* A full queue means a server that stopped reading. */
+		mark_dead(x, rc == -EAGAIN ? -ETIMEDOUT : -ECONNRESET);
+		return -ENOTCONN;
+	}
+	for (;;) {
+		if (!wait_readable(x->sock, deadline)) {
+			mark_dead(x, -ETIMEDOUT);
+			return -ENOTCONN;
+		}
+		n = ovmc_xp_recv(x->sock, reply, sizeof(*reply), MSG_DONTWAIT, fds, 1, &nfds,
+				 &trunc);
+		if (n != -EAGAIN && n != -EINTR)
+			break;
+	}
 	if (nfds)
 		ovmc_xp_close_fds(fds, 1);
-	if (n <= 0 || trunc || nfds || (size_t)n != reply_len)
-		goto dead;
-	if (reply->h.magic != XPROC_MAGIC || reply->h.version != XPROC_VERSION ||
-	    reply->h.type != reply_type || reply->h.seq != req->seq || reply->h.reserved)
-		goto dead;
+	if (n <= 0) {
+		mark_dead(x, -ECONNRESET);
+		return -ENOTCONN;
+	}
+	if (trunc || nfds || (size_t)n != reply_len || reply->h.magic != XPROC_MAGIC ||
+	    reply->h.version != XPROC_VERSION || reply->h.type != reply_type ||
+	    reply->h.seq != req->seq || reply->h.reserved) {
+		mark_dead(x, -EPROTO);
+		return -ENOTCONN;
+	}
 	return 0;
-dead:
-	mark_dead(x);
-	return -ENOTCONN;
 }
 
 static long xproc_hcall(struct ovmc_platform *p, unsigned long opcode, const uint64_t *args,
@@ -117,7 +176,7 @@ static int xproc_vmc_node(struct ovmc_platform *p, struct ovmc_vmc_node *out)
 	if (r->status == -ENODEV)
 		return -ENODEV;
 	if (r->status != 0) {
-		mark_dead(x);
+		mark_dead(x, -EPROTO);
 		return -ENOTCONN;
 	}
 	out->unit_address = r->unit_address;
@@ -140,7 +199,7 @@ static int check(struct xproc *x)
 	if (poll(&pfd, 1, 0) < 0)
 		return 1; /* EINTR or ENOMEM say nothing about the peer */
 	if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) {
-		mark_dead(x);
+		mark_dead(x, -ECONNRESET);
 		return 0;
 	}
 	if (!(pfd.revents & POLLIN))
@@ -149,7 +208,7 @@ static int check(struct xproc *x)
 	n = recv(x->sock, &c, 1, MSG_PEEK | MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return 1;
-	mark_dead(x);
+	mark_dead(x, n == 0 || n < 0 ? -ECONNRESET : -EPROTO);
 	return 0;
 }
 
@@ -162,7 +221,7 @@ static void xproc_destroy(struct ovmc_platform *p)
 {
 	struct xproc *x = (struct xproc *)p;
 
-	if (!x->dead && x->sock >= 0) {
+	if (!x->dead && !x->attaching && x->sock >= 0) {
 		struct xproc_hdr bye;
 
 		/* Tells the server to remove us as deregistered, not failed. */
@@ -199,24 +258,64 @@ static int fill_addr(const char *path, struct sockaddr_un *sa)
 	return 0;
 }
 
-/* Connect and attach; on success x->sock is the new connection. */
-static int attach(struct xproc *x)
+static void drop_socket(struct xproc *x)
+{
+	if (x->sock >= 0)
+		close(x->sock);
+	x->sock = -1;
+	x->attaching = false;
+}
+
+/* The ATTACH_REPLY a server sends, unasked, to a peer it will not read. */
+static bool is_refusal(const union xproc_msg *rep, ssize_t n)
+{
+	return (size_t)n == sizeof(rep->attach_reply) && rep->h.magic == XPROC_MAGIC &&
+	       rep->h.type == XPROC_ATTACH_REPLY && rep->h.seq == 0 && !rep->h.reserved &&
+	       (rep->attach_reply.status == -EACCES || rep->attach_reply.status == -EBUSY);
+}
+
+/*
+ * The server closed the connection before answering: its refusal if it
+ * left one (the reset is reported before what was queued ahead of it),
+ * else -ECONNRESET (a server going down resets its backlog).
+ */
+static int closed_unanswered(int sock)
+{
+	for (int i = 0; i < 2; i++) {
+		union xproc_msg rep;
+		int rfds[1];
+		unsigned nfds = 0;
+		bool trunc;
+		ssize_t n = ovmc_xp_recv(sock, &rep, sizeof(rep), MSG_DONTWAIT, rfds, 1, &nfds,
+					 &trunc);
+
+		if (nfds)
+			ovmc_xp_close_fds(rfds, 1);
+		if (n > 0)
+			return !trunc && is_refusal(&rep, n) ? rep.attach_reply.status : -ECONNRESET;
+		if (n != -ECONNRESET && n != -EINTR)
+			break;
+	}
+	return -ECONNRESET;
+}
+
+/*
+ * Connect and send ATTACH without waiting: -EINPROGRESS with x->sock the
+ * new connection, or the error (nothing left open). Never blocks, even on
+ * a server that is stopped: a full backlog is -EAGAIN.
+ */
+static int attach_start(struct xproc *x)
 {
 	struct sockaddr_un sa;
 	struct xproc_attach req;
-	union xproc_msg rep;
 	const int fds[XPROC_ATTACH_FDS] = {
 		[XPROC_FD_MEM] = x->mem_fd, [XPROC_FD_IRQ] = x->base.irq_fd};
-	int rfds[1];
-	unsigned nfds = 0;
-	bool trunc = false;
-	ssize_t n = -1;
 	int sock, rc;
 
 	rc = fill_addr(x->path, &sa);
 	if (rc)
 		return rc;
-	sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (sock < 0)
 		return -errno;
 	do {
@@ -229,27 +328,53 @@ static int attach(struct xproc *x)
 	memset(&req, 0, sizeof(req));
 	ovmc_xp_hdr(&req.h, XPROC_ATTACH, ++x->seq);
 	req.mem_size = x->base.mem_size;
-	rc = ovmc_xp_send(sock, &req, sizeof(req), 0, fds, XPROC_ATTACH_FDS);
-	if (rc == 0) {
-		do {
-			n = ovmc_xp_recv(sock, &rep, sizeof(rep), 0, rfds, 1, &nfds, &trunc);
-		} while (n == -EINTR);
-		if (nfds)
-			ovmc_xp_close_fds(rfds, 1);
-		rc = n < 0 ? (int)n : 0;
-	}
-	/*
-	 * A server closes without an answer only on a peer it does not
-	 * accept (credentials); a crash at this very moment looks the same.
-	 */
-	if (rc == -EPIPE || rc == -ECONNRESET || (rc == 0 && n == 0)) {
-		rc = -EACCES;
-		goto fail;
-	}
+	rc = ovmc_xp_send(sock, &req, sizeof(req), MSG_DONTWAIT, fds, XPROC_ATTACH_FDS);
+	if (rc == -EPIPE || rc == -ECONNRESET)
+		rc = closed_unanswered(sock);
 	if (rc)
 		goto fail;
+	x->sock = sock;
+	x->attaching = true;
+	x->attach_seq = req.h.seq;
+	return -EINPROGRESS;
+fail:
+	close(sock);
+	return rc;
+}
+
+/* The answer to attach_start(): 0, -EINPROGRESS (not yet) or the error. */
+static int attach_finish(struct xproc *x)
+{
+	union xproc_msg rep;
+	int rfds[1];
+	unsigned nfds = 0;
+	bool trunc = false;
+	ssize_t n;
+	int rc;
+
+	if (!x->attaching)
+		return x->dead ? -ENOTCONN : 0;
+	do {
+		n = ovmc_xp_recv(x->sock, &rep, sizeof(rep), MSG_DONTWAIT, rfds, 1, &nfds, &trunc);
+	} while (n == -EINTR);
+	if (n == -EAGAIN)
+		return -EINPROGRESS;
+	if (nfds)
+		ovmc_xp_close_fds(rfds, 1);
+	if (n == 0 || n == -ECONNRESET || n == -EPIPE) {
+		rc = n == 0 ? -ECONNRESET : closed_unanswered(x->sock);
+		goto fail;
+	}
+	if (n < 0) {
+		rc = (int)n;
+		goto fail;
+	}
+	if (is_refusal(&rep, n)) {
+		rc = rep.attach_reply.status;
+		goto fail;
+	}
 	if (trunc || nfds || (size_t)n != sizeof(rep.attach_reply) || rep.h.magic != XPROC_MAGIC ||
-	    rep.h.type != XPROC_ATTACH_REPLY || rep.h.seq != req.h.seq || rep.h.reserved) {
+	    rep.h.type != XPROC_ATTACH_REPLY || rep.h.seq != x->attach_seq || rep.h.reserved) {
 		rc = -EPROTO;
 		goto fail;
 	}
@@ -263,12 +388,31 @@ static int attach(struct xproc *x)
 		goto fail;
 	}
 	x->partition = rep.attach_reply.partition;
-	x->sock = sock;
+	x->attaching = false;
 	x->dead = false;
+	x->why_dead = 0;
 	return 0;
 fail:
-	close(sock);
+	drop_socket(x);
 	return rc;
+}
+
+/* attach_start() and its answer within the deadline. */
+static int attach(struct xproc *x)
+{
+	int rc = attach_start(x);
+
+	if (rc != -EINPROGRESS)
+		return rc;
+	for (int64_t deadline = mono_ms() + x->timeout_ms;;) {
+		if (!wait_readable(x->sock, deadline)) {
+			drop_socket(x);
+			return -ETIMEDOUT;
+		}
+		rc = attach_finish(x);
+		if (rc != -EINPROGRESS)
+			return rc;
+	}
 }
 
 int ovmc_xproc_new(const char *socket_path, size_t mem_size, struct ovmc_platform **out)
@@ -289,6 +433,7 @@ int ovmc_xproc_new(const char *socket_path, size_t mem_size, struct ovmc_platfor
 	x->base.irq_fd = -1;
 	x->base.mem = MAP_FAILED;
 	x->dead = true;
+	x->timeout_ms = OVMC_XPROC_DEFAULT_TIMEOUT_MS;
 	x->path = strdup(socket_path);
 	if (!x->path) {
 		rc = -ENOMEM;
@@ -355,17 +500,55 @@ int ovmc_xproc_check(struct ovmc_platform *p)
 	return x ? check(x) : 0;
 }
 
+/* Forget the old connection: a live server drops the old partition as failed. */
+static void detach_old(struct xproc *x)
+{
+	mark_dead(x, x->why_dead);
+	drop_socket(x);
+	/* Interrupts raised for the old partition mean nothing to the new one. */
+	ovmc_platform_irq_ack(&x->base);
+}
+
 int ovmc_xproc_reconnect(struct ovmc_platform *p)
 {
 	struct xproc *x = to_xproc(p);
 
 	if (!x)
 		return -EINVAL;
-	mark_dead(x);
-	if (x->sock >= 0)
-		close(x->sock);
-	x->sock = -1;
-	/* Interrupts raised for the old partition mean nothing to the new one. */
-	ovmc_platform_irq_ack(p);
+	detach_old(x);
 	return attach(x);
+}
+
+int ovmc_xproc_reconnect_start(struct ovmc_platform *p)
+{
+	struct xproc *x = to_xproc(p);
+
+	if (!x)
+		return -EINVAL;
+	detach_old(x);
+	return attach_start(x);
+}
+
+int ovmc_xproc_reconnect_finish(struct ovmc_platform *p)
+{
+	struct xproc *x = to_xproc(p);
+
+	return x ? attach_finish(x) : -EINVAL;
+}
+
+int ovmc_xproc_set_timeout(struct ovmc_platform *p, unsigned ms)
+{
+	struct xproc *x = to_xproc(p);
+
+	if (!x || ms == 0 || ms > OVMC_XPROC_MAX_TIMEOUT_MS)
+		return -EINVAL;
+	x->timeout_ms = ms;
+	return 0;
+}
+
+int ovmc_xproc_dead_reason(struct ovmc_platform *p)
+{
+	struct xproc *x = to_xproc(p);
+
+	return x && x->dead ? x->why_dead : 0;
 }

@@ -26,10 +26,15 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_MAX_MEM ((size_t)1 << 30)
+#define DEFAULT_MAX_CLIENTS 64u
+#define DEFAULT_MAX_PENDING 16u
+#define DEFAULT_ATTACH_TIMEOUT_MS 3000u
 #define LISTEN_BACKLOG 64
 /* Work done per ready descriptor and dispatch, so one busy peer cannot
  * starve the others (epoll is level-triggered: the rest comes next time). */
@@ -46,6 +51,7 @@ struct client {
 	struct ovmc_part *part; /* NULL until attached */
 	pid_t pid;
 	uid_t uid;
+	uint64_t deadline_ms; /* until attached: ATTACH must come by then */
 };
 
 struct ovmc_xproc_server {
@@ -56,9 +62,16 @@ struct ovmc_xproc_server {
 	/* The socket file we bound, so that free removes only ours. */
 	dev_t sock_dev;
 	ino_t sock_ino;
+	/* Newest first, so the last one not attached is the oldest. */
 	struct client *clients;
 	unsigned n_clients;
+	unsigned n_pending; /* connected, not attached */
+	int tfd;	    /* timerfd: the earliest ATTACH deadline */
+	uint64_t armed_ms;
 };
+
+/* epoll tag of the timer; the listening socket's is NULL, a client's its own. */
+static char timer_tag;
 
 /* What a message handler asks of the caller. */
 enum verdict {
@@ -91,6 +104,8 @@ static void client_drop(struct client *c, bool failed)
 	if (*pp)
 		*pp = c->next;
 	s->n_clients--;
+	if (!c->part)
+		s->n_pending--;
 	if (c->part)
 		ovmc_machine_remove_partition(s->cfg.machine, c->part, failed);
 	if (c->mem)
@@ -217,6 +232,8 @@ static enum verdict on_attach(struct client *c, const union xproc_msg *m, const 
 		reply(c, &r, sizeof(r));
 		return DROP_FAILED;
 	}
+	c->srv->n_pending--;
+	c->deadline_ms = 0;
 	slog(c->srv, OVMC_LOG_INFO, "xproc: pid %d attached as partition %u (%zu bytes)",
 	     (int)c->pid, r.partition, c->mem_size);
 	return reply(c, &r, sizeof(r)) ? DROP_FAILED : KEEP;
@@ -380,6 +397,87 @@ static void serve(struct client *c)
 	}
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Arm the timer for the earliest ATTACH deadline (none: disarmed). */
+static void arm_timer(struct ovmc_xproc_server *s)
+{
+	struct itimerspec its = {0};
+	uint64_t next = UINT64_MAX;
+
+	for (struct client *c = s->clients; c; c = c->next)
+		if (!c->part && c->deadline_ms < next)
+			next = c->deadline_ms;
+	if (next == s->armed_ms)
+		return;
+	s->armed_ms = next;
+	if (next != UINT64_MAX) {
+		its.it_value.tv_sec = (time_t)(next / 1000u);
+		its.it_value.tv_nsec = (long)(next % 1000u) * 1000000l;
+		if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
+			its.it_value.tv_nsec = 1;
+	}
+	timerfd_settime(s->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+/* Connections that said nothing in time go; an attached one never expires. */
+static void expire(struct ovmc_xproc_server *s)
+{
+	uint64_t now = mono_ms(), n;
+
+	if (read(s->tfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		slog(s, OVMC_LOG_WARN, "xproc: timer: %s", strerror(errno));
+	s->armed_ms = UINT64_MAX;
+	for (struct client *c = s->clients, *next; c; c = next) {
+		next = c->next;
+		if (!c->part && c->deadline_ms <= now) {
+			slog(s, OVMC_LOG_WARN,
+			     "xproc: pid %d did not attach within %u ms: connection closed",
+			     (int)c->pid, s->cfg.attach_timeout_ms);
+			client_drop(c, true);
+		}
+	}
+}
+
+/* Tell a peer why it is closed unread: an ATTACH_REPLY with sequence 0. */
+static void refuse(struct ovmc_xproc_server *s, int fd, int status)
+{
+	struct xproc_attach_reply r;
+
+	memset(&r, 0, sizeof(r));
+	ovmc_xp_hdr(&r.h, XPROC_ATTACH_REPLY, 0);
+	r.status = status;
+	if (ovmc_xp_send(fd, &r, sizeof(r), MSG_DONTWAIT, NULL, 0))
+		slog(s, OVMC_LOG_DEBUG, "xproc: refusal not delivered");
+	close(fd);
+}
+
+/* Make room for one more connection; false if every one is attached. */
+static bool make_room(struct ovmc_xproc_server *s, pid_t newcomer)
+{
+	struct client *oldest = NULL;
+
+	if (s->n_pending < s->cfg.max_pending && s->n_clients < s->cfg.max_clients)
+		return true;
+	for (struct client *c = s->clients; c; c = c->next)
+		if (!c->part)
+			oldest = c;
+	if (!oldest)
+		return false;
+	/* The silent ones must not lock out one that would attach at once. */
+	slog(s, OVMC_LOG_WARN,
+	     "xproc: %u connections not attached: closed the oldest (pid %d) for pid %d",
+	     s->n_pending, (int)oldest->pid, (int)newcomer);
+	client_drop(oldest, true);
+	return true;
+}
+
 static void accept_clients(struct ovmc_xproc_server *s)
 {
 	for (unsigned i = 0; i < BATCH; i++) {
@@ -393,17 +491,23 @@ static void accept_clients(struct ovmc_xproc_server *s)
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
 			    errno != ECONNABORTED)
 				slog(s, OVMC_LOG_WARN, "xproc: accept: %s", strerror(errno));
-			return;
+			break;
 		}
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 || cl != sizeof(cred)) {
 			slog(s, OVMC_LOG_WARN, "xproc: no peer credentials: refused");
-			close(fd);
+			refuse(s, fd, -EACCES);
 			continue;
 		}
 		if (cred.uid != geteuid() && cred.uid != 0) {
 			slog(s, OVMC_LOG_WARN, "xproc: pid %d of uid %u refused", (int)cred.pid,
 			     (unsigned)cred.uid);
-			close(fd);
+			refuse(s, fd, -EACCES);
+			continue;
+		}
+		if (!make_room(s, cred.pid)) {
+			slog(s, OVMC_LOG_WARN, "xproc: %u partitions attached: pid %d refused",
+			     s->n_clients, (int)cred.pid);
+			refuse(s, fd, -EBUSY);
 			continue;
 		}
 		c = calloc(1, sizeof(*c));
@@ -417,6 +521,7 @@ static void accept_clients(struct ovmc_xproc_server *s)
 		c->irq_fd = -1;
 		c->pid = cred.pid;
 		c->uid = cred.uid;
+		c->deadline_ms = mono_ms() + s->cfg.attach_timeout_ms;
 		ev.data.ptr = c;
 		if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			slog(s, OVMC_LOG_ERROR, "xproc: epoll: %s", strerror(errno));
@@ -427,6 +532,7 @@ static void accept_clients(struct ovmc_xproc_server *s)
 		c->next = s->clients;
 		s->clients = c;
 		s->n_clients++;
+		s->n_pending++;
 		slog(s, OVMC_LOG_DEBUG, "xproc: pid %d connected", (int)c->pid);
 	}
 }
@@ -437,13 +543,18 @@ void ovmc_xproc_server_dispatch(struct ovmc_xproc_server *s)
 	int n = epoll_wait(s->ep, ev, EPOLL_EVENTS, 0);
 
 	/* Each event touches only its own connection, so dropping one cannot
-	 * invalidate another event of this batch. */
-	for (int i = 0; i < n; i++) {
-		if (ev[i].data.ptr)
+	 * invalidate another event of this batch; accepting may drop the
+	 * oldest silent connection, and expiring any: those come last. */
+	for (int i = 0; i < n; i++)
+		if (ev[i].data.ptr && ev[i].data.ptr != &timer_tag)
 			serve(ev[i].data.ptr);
-		else
+	for (int i = 0; i < n; i++) {
+		if (!ev[i].data.ptr)
 			accept_clients(s);
+		else if (ev[i].data.ptr == &timer_tag)
+			expire(s);
 	}
+	arm_timer(s);
 }
 
 /* ---- listening ---- */
@@ -545,8 +656,20 @@ int ovmc_xproc_server_new(const struct ovmc_xproc_server_config *cfg,
 	s->cfg = *cfg;
 	if (!s->cfg.max_mem_size)
 		s->cfg.max_mem_size = DEFAULT_MAX_MEM;
+	if (!s->cfg.max_clients)
+		s->cfg.max_clients = DEFAULT_MAX_CLIENTS;
+	if (!s->cfg.max_pending)
+		s->cfg.max_pending = DEFAULT_MAX_PENDING;
+	if (!s->cfg.attach_timeout_ms)
+		s->cfg.attach_timeout_ms = DEFAULT_ATTACH_TIMEOUT_MS;
 	s->listen_fd = -1;
 	s->ep = -1;
+	s->armed_ms = UINT64_MAX;
+	s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (s->tfd < 0) {
+		rc = -errno;
+		goto fail;
+	}
 	s->path = strdup(cfg->socket_path);
 	if (!s->path) {
 		rc = -ENOMEM;
@@ -584,6 +707,11 @@ int ovmc_xproc_server_new(const struct ovmc_xproc_server_config *cfg,
 		rc = -errno;
 		goto fail_bound;
 	}
+	ev.data.ptr = &timer_tag;
+	if (epoll_ctl(s->ep, EPOLL_CTL_ADD, s->tfd, &ev) < 0) {
+		rc = -errno;
+		goto fail_bound;
+	}
 	slog(s, OVMC_LOG_INFO, "xproc: listening on %s", s->path);
 	*out = s;
 	return 0;
@@ -594,6 +722,8 @@ fail:
 		close(s->ep);
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);
+	if (s->tfd >= 0)
+		close(s->tfd);
 	free(s->path);
 	free(s);
 	return rc;
@@ -619,6 +749,7 @@ void ovmc_xproc_server_free(struct ovmc_xproc_server *s)
 		client_drop(s->clients, false);
 	close(s->ep);
 	close(s->listen_fd);
+	close(s->tfd);
 	/* A successor may own the path by now: remove only our own file. */
 	if (lstat(s->path, &st) == 0 && st.st_dev == s->sock_dev && st.st_ino == s->sock_ino)
 		unlink(s->path);
