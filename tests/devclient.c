@@ -1043,6 +1043,28 @@ static int do_lengths(const char *path, char **args)
 	return 0;
 }
 
+/* ID COUNT: COUNT times a 200-byte message read with a 10-byte buffer. */
+static int do_shortreads(const char *path, char **args)
+{
+	uint8_t out[200], in[10];
+	long count = atol(args[1]);
+	int fd = open_session(path, args[0], O_RDWR);
+
+	if (fd < 0 || round_trip(fd, 8, 11, NULL))
+		return 1;
+	fill(out, sizeof(out), 14);
+	for (long i = 0; i < count; i++) {
+		if (write_msg(fd, out, sizeof(out), NULL) != (ssize_t)sizeof(out) ||
+		    wait_pollin(fd))
+			return fail("write %ld: %s", i, ename(errno));
+		if (read(fd, in, sizeof(in)) != (ssize_t)sizeof(in))
+			return fail("read %ld: %s", i, ename(errno));
+	}
+	printf("%ld truncating reads\n", count);
+	close(fd);
+	return 0;
+}
+
 /* ID: SETHMCID while the channel is not up (no VMC). */
 static int do_notready(const char *path, char **args)
 {
@@ -1089,6 +1111,7 @@ static const struct {
 	{"hup", 1, "ID", do_hup},
 	{"exhaust", 1, "ID", do_exhaust},
 	{"lengths", 1, "ID", do_lengths},
+	{"shortreads", 2, "ID COUNT", do_shortreads},
 	{"notready", 1, "ID", do_notready},
 };
 

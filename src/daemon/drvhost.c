@@ -17,6 +17,7 @@ struct drvhost {
 	struct ovmc_dev *dev;
 	int irq_fd; /* watched by the loop, -1 while the platform is lost */
 	bool lost;
+	char lost_why[128];
 	struct traceout out;
 };
 
@@ -158,11 +159,12 @@ void drvhost_free(struct drvhost *h)
 	free(h);
 }
 
-void drvhost_platform_lost(struct drvhost *h)
+void drvhost_platform_lost(struct drvhost *h, const char *why)
 {
 	if (h->lost)
 		return;
 	h->lost = true;
+	snprintf(h->lost_why, sizeof(h->lost_why), "%s", why ? why : "");
 	if (h->irq_fd >= 0) {
 		ovmc_loop_del(h->loop, h->irq_fd);
 		h->irq_fd = -1;
@@ -183,6 +185,7 @@ int drvhost_platform_back(struct drvhost *h, struct ovmc_platform *plat)
 	if (rc)
 		return rc;
 	h->lost = false;
+	h->lost_why[0] = '\0';
 	rc = ovmc_drv_start(h->drv, ovmc_now_ns());
 	ovmc_dev_flush(h->dev);
 	return rc;
@@ -209,8 +212,10 @@ void drvhost_status(struct drvhost *h, FILE *out)
 	int state = ovmc_drv_state(h->drv);
 
 	ovmc_drv_query(h->drv, &q);
-	fprintf(out, "driver: state %s (%d)%s, drc-index 0x%08x\n", ovmc_drv_state_name(state),
-		state, h->lost ? ", platform lost" : "", (unsigned)q.vmc_drc_index);
+	fprintf(out, "driver: state %s (%d)%s%s%s, drc-index 0x%08x\n",
+		ovmc_drv_state_name(state), state, h->lost ? ", platform lost" : "",
+		h->lost && h->lost_why[0] ? ": hypervisor " : "", h->lost ? h->lost_why : "",
+		(unsigned)q.vmc_drc_index);
 	ovmc_drv_negotiated(h->drv, &neg);
 	if (state == OVMC_DRV_READY)
 		fprintf(out, "  negotiated: hmcs %u pool %u mtu %u hv-crq %u hv-version 0x%04x\n",

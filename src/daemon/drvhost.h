@@ -46,11 +46,12 @@ int drvhost_new(struct ovmc_loop *loop, struct ovmc_platform *plat,
 void drvhost_free(struct drvhost *h);
 
 /*
- * The platform went away (hypervisor process gone): files see a reset
- * (EBADFD, EIO, POLLHUP) but stay open; the interrupt fd is no longer
- * watched. The platform may be destroyed after this returns.
+ * The platform went away (hypervisor process gone or not answering; `why`
+ * says which, for the status): files see a reset (EBADFD, EIO, POLLHUP)
+ * but stay open; the interrupt fd is no longer watched. The platform may
+ * be destroyed after this returns.
  */
-void drvhost_platform_lost(struct drvhost *h);
+void drvhost_platform_lost(struct drvhost *h, const char *why);
 /*
  * The platform is back: the same platform object, reconnected (the driver
  * is bound to its memory). Probes again. Returns 0, -EINVAL for another

@@ -26,16 +26,22 @@
 
 #define NS_PER_MS 1000000ull
 
-/* The attachment to the hypervisor and its re-attachment. */
+/*
+ * The attachment to the hypervisor and its re-attachment, never waiting:
+ * an attempt's answer is an event of the loop like any other, so a
+ * hypervisor that is stopped or slow holds nothing up.
+ */
 struct attach {
 	struct ovmc_loop *loop;
 	struct ovmc_platform *plat;
 	struct drvhost *drv;
 	const char *socket;
 	uint64_t retry_ns;
-	int fd;           /* watched control socket, -1 while lost */
-	uint64_t retry_at; /* next attachment attempt while lost */
-	unsigned attempts;
+	unsigned timeout_ms;
+	int fd;            /* watched: the connection, or an attempt waiting; else -1 */
+	bool waiting;      /* fd is an attempt waiting for its answer */
+	uint64_t retry_at; /* next attempt while lost */
+	int last_rc;       /* of the last failed attempt: a new reason is logged */
 	bool attached;     /* at least once */
 };
 
@@ -56,6 +62,8 @@ static void usage(FILE *out)
 	      "  -p, --pool N             buffers per HMC connection (32)\n"
 	      "  -u, --mtu N              largest message in bytes (4096)\n"
 	      "  -r, --retry-ms MS        interval of attachment attempts (500)\n"
+	      "      --hcall-timeout-ms MS  a hypervisor that takes longer to answer an\n"
+	      "                           hcall is treated as failed (1000)\n"
 	      "  -c, --control PATH       control socket (status, trace)\n"
 	      "  -t, --trace              log every CRQ entry and RDMA in readable form\n"
 	      "  -w, --capture FILE       write every CRQ entry and RDMA to a pcapng file\n"
@@ -71,38 +79,132 @@ static void usage(FILE *out)
 static const struct opts_program program = {
 	.name = "openvmcd",
 	.shortopts = "s:d:m:g:n:p:u:r:c:tw:l:CfP:hV",
+	.longs = OPTS_HCALL_TIMEOUT,
 	.usage = usage,
 	.device = true,
 };
 
-static void on_hv_socket(void *arg, int fd, uint32_t events);
-
-static int watch(struct attach *a)
+static int watch(struct attach *a, ovmc_loop_fd_fn fn)
 {
 	int rc;
 
 	a->fd = ovmc_xproc_fd(a->plat);
-	rc = ovmc_loop_add(a->loop, a->fd, on_hv_socket, a);
+	rc = ovmc_loop_add(a->loop, a->fd, fn, a);
 	if (rc)
 		a->fd = -1;
 	return rc;
 }
 
-/* The socket only becomes readable when the hypervisor goes away. */
+static void unwatch(struct attach *a)
+{
+	if (a->fd >= 0)
+		ovmc_loop_del(a->loop, a->fd);
+	a->fd = -1;
+	a->waiting = false;
+}
+
+/* What an attempt's error says about the hypervisor, for the log. */
+static const char *attach_problem(int rc)
+{
+	switch (rc) {
+	case -ENOENT:
+	case -ECONNREFUSED:
+		return "not there";
+	case -ECONNRESET:
+		return "closed the connection without answering (going down?)";
+	case -EAGAIN:
+		return "not accepting connections (its backlog is full)";
+	case -EBUSY:
+		return "refused us: it serves as many partitions as it takes";
+	case -EACCES:
+		return "refused us: our credentials, or no access to its socket";
+	case -EPROTO:
+		return "speaks another protocol version";
+	}
+	return NULL;
+}
+
+static void attach_failed(struct attach *a, int rc, uint64_t now)
+{
+	const char *what = attach_problem(rc);
+
+	/* No hypervisor yet is normal; anything else is worth a warning. */
+	if (rc != a->last_rc) {
+		enum ovmc_log_level level =
+			rc == -ENOENT || rc == -ECONNREFUSED ? OVMC_LOG_INFO : OVMC_LOG_WARN;
+
+		if (what)
+			ovmc_log(level, "main", "hypervisor at %s %s; retrying every %llu ms",
+				 a->socket, what, (unsigned long long)(a->retry_ns / NS_PER_MS));
+		else
+			ovmc_log(level, "main",
+				 "attaching to the hypervisor at %s failed: %s; retrying every "
+				 "%llu ms",
+				 a->socket, ovmc_strerror(rc),
+				 (unsigned long long)(a->retry_ns / NS_PER_MS));
+	}
+	a->last_rc = rc;
+	a->retry_at = now + a->retry_ns;
+}
+
+static void on_hv_socket(void *arg, int fd, uint32_t events);
+
+static void attached(struct attach *a)
+{
+	if (watch(a, on_hv_socket)) {
+		attach_failed(a, -ENOMEM, ovmc_now_ns());
+		return;
+	}
+	ovmc_log(OVMC_LOG_INFO, "main", "%s to the hypervisor at %s",
+		 a->attached ? "re-attached" : "attached", a->socket);
+	a->attached = true;
+	a->last_rc = 0;
+	drvhost_platform_back(a->drv, a->plat);
+}
+
+/* The socket only becomes readable when the hypervisor goes away or misses a deadline. */
 static void on_hv_socket(void *arg, int fd, uint32_t events)
 {
 	struct attach *a = arg;
+	char why[128];
 
+	(void)fd;
 	(void)events;
 	if (ovmc_xproc_check(a->plat))
 		return;
-	ovmc_loop_del(a->loop, fd);
-	a->fd = -1;
-	ovmc_log(OVMC_LOG_WARN, "main", "hypervisor at %s gone; connections reset, re-attaching",
-		 a->socket);
-	drvhost_platform_lost(a->drv);
-	a->attempts = 0;
+	unwatch(a);
+	switch (ovmc_xproc_dead_reason(a->plat)) {
+	case -ETIMEDOUT:
+		snprintf(why, sizeof(why), "did not answer an hcall within %u ms", a->timeout_ms);
+		break;
+	case -EPROTO:
+		snprintf(why, sizeof(why), "broke the protocol");
+		break;
+	default:
+		snprintf(why, sizeof(why), "gone");
+		break;
+	}
+	ovmc_log(OVMC_LOG_WARN, "main", "hypervisor at %s %s; connections reset, re-attaching",
+		 a->socket, why);
+	drvhost_platform_lost(a->drv, why);
+	a->last_rc = 0;
 	a->retry_at = ovmc_now_ns();
+}
+
+static void on_attach_answer(void *arg, int fd, uint32_t events)
+{
+	struct attach *a = arg;
+	int rc = ovmc_xproc_reconnect_finish(a->plat);
+
+	(void)fd;
+	(void)events;
+	if (rc == -EINPROGRESS)
+		return;
+	unwatch(a);
+	if (rc == 0)
+		attached(a);
+	else
+		attach_failed(a, rc, ovmc_now_ns());
 }
 
 static uint64_t on_idle(void *arg, uint64_t now)
@@ -114,21 +216,16 @@ static uint64_t on_idle(void *arg, uint64_t now)
 		return OVMC_TIME_NEVER;
 	if (now < a->retry_at)
 		return a->retry_at;
-	rc = ovmc_xproc_reconnect(a->plat);
-	if (rc == 0 && watch(a) == 0) {
-		ovmc_log(OVMC_LOG_INFO, "main", "%s to the hypervisor at %s",
-			 a->attached ? "re-attached" : "attached", a->socket);
-		a->attached = true;
-		drvhost_platform_back(a->drv, a->plat);
-		return OVMC_TIME_NEVER;
+	/* A stopped hypervisor answers when it runs again: no deadline here. */
+	rc = ovmc_xproc_reconnect_start(a->plat);
+	if (rc == -EINPROGRESS) {
+		rc = watch(a, on_attach_answer);
+		if (rc == 0) {
+			a->waiting = true;
+			return OVMC_TIME_NEVER;
+		}
 	}
-	/* No hypervisor yet is normal; anything else is worth a warning. */
-	if (a->attempts++ == 0)
-		ovmc_log(rc == -ENOENT || rc == -ECONNREFUSED ? OVMC_LOG_INFO : OVMC_LOG_WARN,
-			 "main", "hypervisor at %s not there (%s); retrying every %llu ms",
-			 a->socket, ovmc_strerror(rc),
-			 (unsigned long long)(a->retry_ns / NS_PER_MS));
-	a->retry_at = now + a->retry_ns;
+	attach_failed(a, rc, now);
 	return a->retry_at;
 }
 
@@ -170,6 +267,8 @@ int main(int argc, char **argv)
 		ovmc_log(OVMC_LOG_ERROR, "main", "partition memory: %s", ovmc_strerror(rc));
 		goto out;
 	}
+	a.timeout_ms = (unsigned)o.hcall_timeout_ms;
+	ovmc_xproc_set_timeout(a.plat, a.timeout_ms);
 	a.loop = loop;
 	a.socket = o.socket;
 	a.retry_ns = o.retry_ms * NS_PER_MS;

@@ -4,6 +4,7 @@
 #include "log.h"
 
 #include <openvmc/platform.h>
+#include <openvmc/xproc.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -116,6 +117,10 @@ static bool opts_hcall_rc(const char *s, long *out)
 }
 
 #define DEVICE_NAME "ibmvmc"
+/* getopt values of the options without a letter: 256 + their OPTS_* bit. */
+#define LONG_ONLY 256
+#define VAL_HCALL_TIMEOUT (LONG_ONLY + 0)
+#define VAL_CONTROL_GROUP (LONG_ONLY + 1)
 
 /* Every long option; a program's shortopts select the ones it takes. */
 static const struct option all_longs[] = {
@@ -138,6 +143,8 @@ static const struct option all_longs[] = {
 	{"log-level", required_argument, NULL, 'l'},
 	{"foreground", no_argument, NULL, 'f'},
 	{"pidfile", required_argument, NULL, 'P'},
+	{"hcall-timeout-ms", required_argument, NULL, VAL_HCALL_TIMEOUT},
+	{"control-group", required_argument, NULL, VAL_CONTROL_GROUP},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 };
@@ -211,6 +218,14 @@ static int one(int c, const char *arg, const struct opts_program *p, struct opts
 	case 'P':
 		o->pidfile = arg;
 		return 0;
+	case VAL_HCALL_TIMEOUT:
+		return number("hcall-timeout-ms", arg, 1, OVMC_XPROC_MAX_TIMEOUT_MS,
+			      &o->hcall_timeout_ms);
+	case VAL_CONTROL_GROUP:
+		o->set_control_gid = true;
+		return opts_group(arg, &o->control_gid)
+			       ? 0
+			       : opts_usage_error("unknown group \"%s\"", arg);
 	default:
 		fprintf(stderr, "Try '%s --help'.\n", p->name);
 		return 2;
@@ -225,10 +240,15 @@ int opts_parse(int argc, char **argv, const struct opts_program *p, struct opts 
 
 	*o = (struct opts){.mode = 0600, .request_vmc_rc = OVMC_H_SUCCESS,
 			   .socket = OPTS_DEFAULT_SOCKET, .retry_ms = 500,
+			   .hcall_timeout_ms = OVMC_XPROC_DEFAULT_TIMEOUT_MS,
 			   .log_level = OVMC_LOG_INFO};
-	for (size_t i = 0; i < N_LONGS; i++)
-		if (strchr(p->shortopts, all_longs[i].val))
+	for (size_t i = 0; i < N_LONGS; i++) {
+		int v = all_longs[i].val;
+
+		if (v < LONG_ONLY ? strchr(p->shortopts, v) != NULL
+				  : (p->longs & (1u << (v - LONG_ONLY))) != 0)
 			longs[n++] = all_longs[i];
+	}
 	longs[n] = (struct option){0};
 	while ((c = getopt_long(argc, argv, p->shortopts, longs, NULL)) != -1) {
 		int rc;

@@ -36,11 +36,14 @@ struct opts {
 	bool no_vmc;
 	long request_vmc_rc;
 	const char *backend;
-	/* the cross-process platform: -s, -r */
+	/* the cross-process platform: -s, -r, --hcall-timeout-ms */
 	const char *socket;
-	unsigned long retry_ms;
+	unsigned long retry_ms, hcall_timeout_ms;
 	/* running: -c, -t, -w, -l, -f, -P */
 	const char *control, *capture, *pidfile;
+	/* --control-group: members may use every control command */
+	gid_t control_gid;
+	bool set_control_gid;
 	enum ovmc_log_level log_level;
 	bool trace, foreground;
 };
@@ -55,9 +58,14 @@ int opts_make_dirs(const char *dir, mode_t mode, struct opts_dirs *d);
 /* Remove what opts_make_dirs() created, deepest first, only if empty. */
 void opts_remove_dirs(struct opts_dirs *d);
 
+/* Options without a letter, by the bit a program sets in `longs` to take them. */
+#define OPTS_HCALL_TIMEOUT (1u << 0)
+#define OPTS_CONTROL_GROUP (1u << 1)
+
 struct opts_program {
 	const char *name;      /* for --version */
 	const char *shortopts; /* getopt letters it accepts, always with "hV" */
+	unsigned longs;	       /* OPTS_* bits of the options without a letter it takes */
 	void (*usage)(FILE *out);
 	bool device; /* takes the DIR operand or --device/--cuse */
 };

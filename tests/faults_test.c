@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The real daemons under faults (docs/robustness.md): a hypervisor that
+ * stops answering, clients of the control sockets and of the hypervisor's
+ * socket that say nothing or are not allowed, and loops that kill or stop
+ * a daemon under traffic while descriptors, mappings, mounts and resident
+ * memory are counted.
+ *
+ * Every daemon lives in its own fresh directory under /tmp and is always
+ * cleaned up whatever the outcome; a stopped daemon is continued first.
+ * Needs root and /dev/fuse.
+ */
+#include "fixture.h"
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define RETRY_MS "50"
+#define REATTACH_MS 10000
+/* The hcall deadline the tests give openvmcd, and what "at once" means. */
+#define HCALL_TIMEOUT_MS 300
+#define PROMPT_MS 3000
+
+static void wait_log(const struct daemon *d, size_t from, const char *what, int ms)
+{
+	for (uint64_t end = now_ms() + (uint64_t)ms; !log_has(d, from, what); sleep_ms(10))
+		if (now_ms() > end)
+			FAIL("\"%s\" not in %s within %d ms", what, d->log, ms);
+}
+
+static struct hvd *hvd(const char *const *extra)
+{
+	struct hvd *h = new_hvd();
+
+	spawn_hvd(h, HVD_BIN, extra);
+	return h;
+}
+
+static void start_drv(struct daemon *d, const struct hvd *h, const char *const *extra)
+{
+	const char *args[28] = {"--foreground", "--socket", h->sock, "--retry-ms", RETRY_MS,
+				"--hcall-timeout-ms", "300"};
+	int n = 7;
+
+	for (; extra && *extra && n < 27; extra++)
+		args[n++] = *extra;
+	args[n] = NULL;
+	spawn_prog(d, OPENVMCD_BIN, args);
+}
+
+static struct daemon *drv(const struct hvd *h, const char *const *extra)
+{
+	struct daemon *d = new_daemon(NULL);
+
+	start_drv(d, h, extra);
+	return d;
+}
+
+/* A stopped daemon is continued before its cleanup stops it (LIFO). */
+static void cont_cleanup(void *arg)
+{
+	struct daemon *d = arg;
+
+	if (d->pid > 0)
+		kill(d->pid, SIGCONT);
+}
+
+static void sigstop(struct daemon *d)
+{
+	ovmc_test_defer(cont_cleanup, d);
+	CHECK_EQ(kill(d->pid, SIGSTOP), 0);
+}
+
+/* A devclient run that must end within `ms`; its output in out. */
+static int timed_client(const char *const *args, char *out, size_t size, int ms)
+{
+	struct client *c = client_spawn(args);
+	uint64_t t0 = now_ms();
+
+	client_read(c, out, size, ms);
+	if (now_ms() - t0 > (uint64_t)ms)
+		FAIL("devclient %s took %llu ms (bound %d)", args[0],
+		     (unsigned long long)(now_ms() - t0), ms);
+	return client_wait(c, ms);
+}
+
+/* ---- a hypervisor that stops answering ---- */
+
+TEST(stopped_hypervisor_costs_one_hcall_deadline_then_openvmcd_reattaches_when_it_runs)
+{
+	struct hvd *h = hvd(ARGS("--hmcs", "2"));
+	struct daemon *d = drv(h, ARGS("--hmcs", "2"));
+	struct client *reader = SPAWN("recv", d->path, "HMC-READER");
+	char out[4096];
+	size_t from, hv_from;
+	uint64_t t0;
+
+	client_expect(reader, "open", READY_TIMEOUT_MS);
+	/* Open on both sides, the read parked: nothing in flight. */
+	ctl_wait(d, "status", "slot 0: ready", 5000);
+	ctl_wait(d, "status", " parked 1 ", 5000);
+	from = log_size(d);
+	sigstop(h->d);
+
+	/* Nothing that needs no hcall waits for the hypervisor. */
+	t0 = now_ms();
+	CHECK_EQ(timed_client(ARGS("query", d->path), out, sizeof(out), PROMPT_MS), 0);
+	CHECK(strstr(out, "have_vmc 1 state 3"));
+	ctl(d, "status", out, sizeof(out));
+	CHECK(strstr(out, "driver: state ready (3)"));
+	CHECK(now_ms() - t0 < PROMPT_MS);
+
+	/* A new session needs hcalls: the first one meets the deadline, the
+	 * hypervisor is treated as failed, the channel resets. */
+	t0 = now_ms();
+	CHECK(timed_client(ARGS("echo", d->path, "HMC-STOPPED", "1", "1"), out, sizeof(out),
+			   PROMPT_MS + HCALL_TIMEOUT_MS) != 0);
+	client_expect(reader, "read EBADFD", PROMPT_MS);
+	CHECK_EQ(client_wait(reader, PROMPT_MS), 1);
+	wait_log(d, from, "did not answer an hcall within 300 ms; connections reset", PROMPT_MS);
+	CHECK(now_ms() - t0 < PROMPT_MS + HCALL_TIMEOUT_MS);
+	ctl(d, "status", out, sizeof(out));
+	CHECK(strstr(out, "driver: state initial (0), platform lost: hypervisor did not answer "
+			  "an hcall within 300 ms"));
+
+	/* From now on everything answers at once: the device, stat, control. */
+	for (int i = 0; i < 5; i++) {
+		struct stat st;
+
+		t0 = now_ms();
+		CHECK_EQ(timed_client(ARGS("query", d->path), out, sizeof(out), PROMPT_MS), 0);
+		CHECK(strstr(out, "state 0 "));
+		CHECK_EQ(timed_client(ARGS("nosession", d->path), out, sizeof(out), PROMPT_MS), 0);
+		CHECK_EQ(stat(d->path, &st), 0);
+		ctl(d, "status", out, sizeof(out));
+		CHECK(strstr(out, "platform lost"));
+		CHECK(now_ms() - t0 < PROMPT_MS);
+	}
+	CHECK(!log_has(d, from, "re-attached"));
+
+	/* It runs again: the old partition goes, openvmcd attaches anew. */
+	hv_from = log_size(h->d);
+	CHECK_EQ(kill(h->d->pid, SIGCONT), 0);
+	wait_log(d, from, "re-attached to the hypervisor at", REATTACH_MS);
+	ctl_wait(d, "status", "driver: state ready (3)", REATTACH_MS);
+	wait_log(h->d, hv_from, "xproc: partition 1: peer gone", REATTACH_MS);
+	CLIENT_OUT(out, "echo", d->path, "HMC-AFTER-STOP", "1", "64");
+	CHECK(strstr(out, "echoed 1..64"));
+	ctl(h->d, "status", out, sizeof(out));
+	CHECK(strstr(out, "hv: partition 2 state ready"));
+	CHECK(!strstr(out, "hv: partition 1 "));
+}
+
+/* ---- the log under repeats ---- */
+
+TEST(truncating_reads_in_a_loop_log_five_lines_and_then_a_count)
+{
+	struct daemon *d = new_daemon(NULL);
+	char out[4096];
+	size_t from;
+
+	spawn_prog(d, OPENVMC_BIN, NULL);
+	from = log_size(d);
+	CLIENT_OUT(out, "shortreads", d->path, "HMC-SHORT", "60");
+	CHECK(strstr(out, "60 truncating reads"));
+	ctl(d, "status", out, sizeof(out));
+	CHECK(strstr(out, "truncated-reads 60 "));
+	CHECK(strstr(out, "log: suppressed 55 dropped 0"));
+	stop_daemon(d, SIGTERM);
+	/* At exit the count is said with the last of the lines held back. */
+	CHECK(log_has(d, from, "read of 10 bytes truncated a 200-byte message"));
+	CHECK(log_has(d, from, "55 more lines like \"read of 10 bytes truncated a 200-byte "
+			       "message\""));
+}
