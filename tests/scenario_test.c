@@ -1482,7 +1482,8 @@ static void check_drv_error_sum(struct sim *s)
 	struct ovmc_drv_stats st = drv_stats(s);
 
 	CHECK_EQ(st.protocol_errors, st.err_decode + st.err_state + st.err_direction +
-					     st.err_session + st.err_buffer + st.err_length);
+					     st.err_session + st.err_buffer + st.err_length +
+					     st.err_flood);
 }
 
 /*
@@ -1663,7 +1664,8 @@ static void check_hv_error_sum(struct sim *s)
 	struct ovmc_hv_stats st = hv_stats(s);
 
 	CHECK_EQ(st.protocol_errors, st.err_decode + st.err_state + st.err_direction +
-					     st.err_session + st.err_buffer + st.err_length);
+					     st.err_session + st.err_buffer + st.err_length +
+					     st.err_flood);
 }
 
 TEST(malformed_entries_from_partition_counted_and_survived)

@@ -225,12 +225,17 @@ struct ovmc_drv_stats {
 	uint64_t err_session;
 	uint64_t err_buffer;
 	uint64_t err_length;
+	/* Entries beyond the bound of the send queue: the hypervisor does not
+	 * read its queue (max_hmcs * (2 * pool_size + 4) + 64 wait at most);
+	 * the CRQ is then reset. */
+	uint64_t err_flood;
 	uint64_t truncated_reads;  /* read() shorter than the message (Linux ABI) */
 	uint64_t truncated_bytes;
 	uint64_t discarded_msgs;   /* queued but unread when the connection ended */
 	uint64_t lost_rdma;        /* inbound message lost: RDMA refused */
 	uint64_t send_deferred;    /* held back by a full hypervisor queue */
-	uint64_t send_failed;      /* refused by the platform */
+	uint64_t send_queue_peak;  /* most held back at once */
+	uint64_t send_failed;      /* refused by the platform, or beyond the send bound */
 	uint64_t resets;
 };
 OVMC_API void ovmc_drv_stats(const struct ovmc_drv *d, struct ovmc_drv_stats *out);

@@ -44,6 +44,12 @@ struct ovmc_hv_config {
 	uint16_t hv_buffers;
 	/* Messages a session may queue while no buffer is free; 0: 1024. */
 	unsigned backlog_limit;
+	/* Entries that may wait for room in the partition's queue; 0: what
+	 * every index opening with a full pool at once needs, plus one queue
+	 * (max_hmcs * (2 * pool_size + 4) + crq_size). A partition that sends
+	 * requests and never reads the answers meets this bound: a protocol
+	 * error (err_flood), then the channel is reset. */
+	unsigned tx_queue_limit;
 };
 
 /* Defaults: 1 HMC, pool 32, MTU 4096, queue 256, version 0x0101. */
@@ -57,6 +63,12 @@ struct ovmc_hv_ops {
 	long (*send_crq)(void *user, const uint8_t entry[OVMC_CRQ_ENTRY_SIZE]);
 	/* Entries the partition has not consumed yet (for flow control). */
 	unsigned (*partner_outstanding)(void *user);
+	/* Optional: the core gave up on the partner (err_flood). Close the
+	 * hypervisor end and open it again, so the partner sees a transport
+	 * event, and restart the core (ovmc_hv_stop(), ovmc_hv_start()).
+	 * Called from ovmc_hv_handle_timer() only. Without it the core forgets
+	 * everything and sends INIT on the same end. */
+	void (*reset)(void *user, uint64_t now);
 };
 
 /*
@@ -194,9 +206,12 @@ struct ovmc_hv_stats {
 	uint64_t err_session;     /* bad index or session number */
 	uint64_t err_buffer;      /* bad buffer id or ownership */
 	uint64_t err_length;      /* signal length 0 or above the MTU */
+	uint64_t err_flood;       /* answers beyond tx_queue_limit: the partner does not read */
 	uint64_t reserved_pad;    /* signals with non-zero bytes 8..11 (Linux) */
 	uint64_t send_deferred;   /* entries held back by flow control */
-	uint64_t send_lost;       /* entries the partition's end refused (closed) */
+	uint64_t send_queue_peak; /* most entries held back at once */
+	uint64_t send_lost;       /* entries the partition's end refused (closed), or
+				   * dropped beyond tx_queue_limit before the reset */
 	uint64_t buffers_reclaimed;
 	uint64_t resets;          /* partner reset or vanished */
 };

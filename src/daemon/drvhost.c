@@ -241,14 +241,16 @@ void drvhost_status(struct drvhost *h, FILE *out)
 		(unsigned long long)st.resets);
 	fprintf(out,
 		"  errors: protocol %llu (decode %llu state %llu direction %llu session %llu "
-		"buffer %llu length %llu) truncated-reads %llu truncated-bytes %llu discarded %llu "
-		"lost-rdma %llu send-deferred %llu send-failed %llu\n",
+		"buffer %llu length %llu flood %llu) truncated-reads %llu truncated-bytes %llu "
+		"discarded %llu lost-rdma %llu send-deferred %llu send-queue-peak %llu "
+		"send-failed %llu\n",
 		(unsigned long long)st.protocol_errors, (unsigned long long)st.err_decode,
 		(unsigned long long)st.err_state, (unsigned long long)st.err_direction,
 		(unsigned long long)st.err_session, (unsigned long long)st.err_buffer,
-		(unsigned long long)st.err_length, (unsigned long long)st.truncated_reads,
-		(unsigned long long)st.truncated_bytes, (unsigned long long)st.discarded_msgs,
-		(unsigned long long)st.lost_rdma, (unsigned long long)st.send_deferred,
+		(unsigned long long)st.err_length, (unsigned long long)st.err_flood,
+		(unsigned long long)st.truncated_reads, (unsigned long long)st.truncated_bytes,
+		(unsigned long long)st.discarded_msgs, (unsigned long long)st.lost_rdma,
+		(unsigned long long)st.send_deferred, (unsigned long long)st.send_queue_peak,
 		(unsigned long long)st.send_failed);
 	ovmc_dev_status(h->dev, out);
 }

@@ -371,12 +371,13 @@ void hvhost_status(struct hvhost *h, FILE *out)
 			(unsigned long long)hs.buffers_reclaimed);
 		fprintf(out,
 			"  errors: protocol %llu (decode %llu state %llu direction %llu session "
-			"%llu buffer %llu length %llu) reserved-pad %llu send-deferred %llu "
-			"send-lost %llu\n",
+			"%llu buffer %llu length %llu flood %llu) reserved-pad %llu "
+			"send-deferred %llu send-queue-peak %llu send-lost %llu\n",
 			(unsigned long long)hs.protocol_errors, (unsigned long long)hs.err_decode,
 			(unsigned long long)hs.err_state, (unsigned long long)hs.err_direction,
 			(unsigned long long)hs.err_session, (unsigned long long)hs.err_buffer,
-			(unsigned long long)hs.err_length, (unsigned long long)hs.reserved_pad,
-			(unsigned long long)hs.send_deferred, (unsigned long long)hs.send_lost);
+			(unsigned long long)hs.err_length, (unsigned long long)hs.err_flood,
+			(unsigned long long)hs.reserved_pad, (unsigned long long)hs.send_deferred,
+			(unsigned long long)hs.send_queue_peak, (unsigned long long)hs.send_lost);
 	}
 }

@@ -346,7 +346,8 @@ unsigned ovmc_drv_handle_interrupt(struct ovmc_drv *d, uint64_t now)
 
 	d->now = now;
 	ovmc_platform_irq_ack(d->plat);
-	while (d->crq_registered) {
+	/* Flooded: the rest of the queue goes with the reset below. */
+	while (d->crq_registered && !d->flooded) {
 		uint8_t *slot = d->mem + CRQ_IOBA + (size_t)d->crq_cur * OVMC_CRQ_ENTRY_SIZE;
 		uint8_t e[OVMC_CRQ_ENTRY_SIZE];
 
@@ -360,6 +361,7 @@ unsigned ovmc_drv_handle_interrupt(struct ovmc_drv *d, uint64_t now)
 		handle_entry(d, e);
 		n++;
 	}
+	drv_flood_reset(d);
 	drv_tx_flush(d);
 	return n;
 }

@@ -85,7 +85,9 @@ int ovmc_drv_new(const struct ovmc_drv_config *cfg, struct ovmc_platform *plat,
 	d->user = user;
 	d->log_level = OVMC_LOG_INFO;
 	d->mem = ovmc_platform_memory(plat, &mem_size);
-	d->tx_retry_at = d->init_retry_at = OVMC_TIME_NEVER;
+	d->tx_retry_at = d->init_retry_at = d->reset_at = OVMC_TIME_NEVER;
+	/* Every index opening with a full pool at once, and some. */
+	d->tx_limit = cfg->max_hmcs * (2u * cfg->pool_size + 4u) + 64u;
 	if (mem_size < ovmc_drv_memory_required(cfg)) {
 		free(d);
 		return -EINVAL;
@@ -201,7 +203,8 @@ static void begin_init(struct ovmc_drv *d)
 {
 	memset(&d->neg, 0, sizeof(d->neg));
 	d->tx_count = d->tx_head = 0;
-	d->tx_retry_at = OVMC_TIME_NEVER;
+	d->tx_retry_at = d->reset_at = OVMC_TIME_NEVER;
+	d->flooded = false;
 	drv_set_state(d, OVMC_DRV_CRQINIT);
 	drv_send_init(d, OVMC_INIT_REQUEST);
 	d->init_retry_at = d->now + d->cfg.init_retry_ns;
@@ -277,14 +280,28 @@ void ovmc_drv_platform_lost(struct ovmc_drv *d, uint64_t now)
 	drv_return_all_slots(d);
 	d->crq_registered = false;
 	d->tx_count = d->tx_head = 0;
-	d->tx_retry_at = d->init_retry_at = OVMC_TIME_NEVER;
+	d->tx_retry_at = d->init_retry_at = d->reset_at = OVMC_TIME_NEVER;
+	d->flooded = false;
 	memset(&d->neg, 0, sizeof(d->neg));
 	drv_set_state(d, OVMC_DRV_INITIAL);
+}
+
+void drv_flood_reset(struct ovmc_drv *d)
+{
+	if (!d->flooded)
+		return;
+	/* What PAPR lets a partition do: free the CRQ and register it anew. */
+	drv_reset(d, "the hypervisor does not read its queue");
+	/* A failed re-registration leaves nothing to send on. */
+	d->flooded = false;
+	d->reset_at = OVMC_TIME_NEVER;
 }
 
 void ovmc_drv_handle_timer(struct ovmc_drv *d, uint64_t now)
 {
 	d->now = now;
+	if (now >= d->reset_at)
+		drv_flood_reset(d);
 	if (now >= d->tx_retry_at) {
 		d->tx_retry_at = OVMC_TIME_NEVER;
 		drv_tx_flush(d);
@@ -300,5 +317,7 @@ void ovmc_drv_handle_timer(struct ovmc_drv *d, uint64_t now)
 
 uint64_t ovmc_drv_next_deadline(const struct ovmc_drv *d)
 {
-	return d->tx_retry_at < d->init_retry_at ? d->tx_retry_at : d->init_retry_at;
+	uint64_t t = d->tx_retry_at < d->init_retry_at ? d->tx_retry_at : d->init_retry_at;
+
+	return d->reset_at < t ? d->reset_at : t;
 }

@@ -91,6 +91,11 @@ struct ovmc_drv {
 
 	uint8_t (*txq)[OVMC_CRQ_ENTRY_SIZE];
 	unsigned tx_cap, tx_head, tx_count;
+	unsigned tx_limit;
+	/* The hypervisor met tx_limit: nothing is handled or queued until the
+	 * CRQ is reset (at the end of the current call, or at reset_at). */
+	bool flooded;
+	uint64_t reset_at;
 
 	uint64_t now;
 	uint64_t tx_retry_at;
@@ -119,6 +124,8 @@ void drv_set_state(struct ovmc_drv *d, enum ovmc_drv_state st);
 void drv_transport_reset(struct ovmc_drv *d, uint8_t code);
 /* Protocol failure: deregister and register again, then INIT. */
 void drv_reset(struct ovmc_drv *d, const char *why);
+/* The reset of a flooded driver, from the top of a core call; else nothing. */
+void drv_flood_reset(struct ovmc_drv *d);
 
 /* tx.c */
 void drv_trace_entry(struct ovmc_drv *d, enum ovmc_trace_kind kind,

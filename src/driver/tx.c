@@ -39,8 +39,22 @@ long drv_rdma(struct ovmc_drv *d, uint64_t len, uint64_t src_liobn, uint64_t src
 
 /* ---- sending ---- */
 
-static void txq_push(struct ovmc_drv *d, const uint8_t e[OVMC_CRQ_ENTRY_SIZE])
+/* 0, or -ENOBUFS: the hypervisor does not read, the CRQ will be reset. */
+static int txq_push(struct ovmc_drv *d, const uint8_t e[OVMC_CRQ_ENTRY_SIZE])
 {
+	if (d->flooded) {
+		d->stats.send_failed++;
+		return -ENOBUFS;
+	}
+	if (d->tx_count >= d->tx_limit) {
+		d->flooded = true;
+		d->stats.send_failed++;
+		d->reset_at = d->now;
+		drv_proto_err(d, &d->stats.err_flood,
+			      "the hypervisor does not read its queue: %u entries wait (bound %u)",
+			      d->tx_count, d->tx_limit);
+		return -ENOBUFS;
+	}
 	if (d->tx_count == d->tx_cap) {
 		unsigned cap = d->tx_cap ? d->tx_cap * 2 : 64;
 		uint8_t(*q)[OVMC_CRQ_ENTRY_SIZE] = malloc((size_t)cap * OVMC_CRQ_ENTRY_SIZE);
@@ -49,7 +63,7 @@ static void txq_push(struct ovmc_drv *d, const uint8_t e[OVMC_CRQ_ENTRY_SIZE])
 			/* Only reachable without memory: say so, the entry is gone. */
 			d->stats.send_failed++;
 			drv_log(d, OVMC_LOG_ERROR, "out of memory: outbound entry lost");
-			return;
+			return -ENOMEM;
 		}
 		for (unsigned i = 0; i < d->tx_count; i++)
 			memcpy(q[i], d->txq[(d->tx_head + i) % d->tx_cap], OVMC_CRQ_ENTRY_SIZE);
@@ -61,8 +75,11 @@ static void txq_push(struct ovmc_drv *d, const uint8_t e[OVMC_CRQ_ENTRY_SIZE])
 	memcpy(d->txq[(d->tx_head + d->tx_count) % d->tx_cap], e, OVMC_CRQ_ENTRY_SIZE);
 	d->tx_count++;
 	d->stats.send_deferred++;
+	if (d->tx_count > d->stats.send_queue_peak)
+		d->stats.send_queue_peak = d->tx_count;
 	if (d->tx_retry_at == OVMC_TIME_NEVER)
 		d->tx_retry_at = d->now + TX_RETRY_NS;
+	return 0;
 }
 
 static long send_raw(struct ovmc_drv *d, const uint8_t e[OVMC_CRQ_ENTRY_SIZE])
@@ -102,7 +119,8 @@ void drv_tx_flush(struct ovmc_drv *d)
 
 /*
  * Send in order; a full hypervisor queue holds the entry back. Returns 0
- * (sent or queued) or -EIO when the platform refused it (partner gone).
+ * (sent or queued) or -EIO when the platform refused it (partner gone) or
+ * the hypervisor left too many waiting (flooded).
  */
 static int tx(struct ovmc_drv *d, const struct ovmc_entry *m)
 {
@@ -117,17 +135,13 @@ static int tx(struct ovmc_drv *d, const struct ovmc_entry *m)
 		ovmc_entry_format(e, line, sizeof(line));
 		drv_log(d, OVMC_LOG_TRACE, "partition -> hv: %s", line);
 	}
-	if (d->tx_count) {
-		txq_push(d, e);
-		return 0;
-	}
+	if (d->tx_count || d->flooded)
+		return txq_push(d, e) ? -EIO : 0;
 	rc = send_raw(d, e);
 	if (rc == OVMC_H_SUCCESS)
 		return 0;
-	if (rc == OVMC_H_DROPPED) {
-		txq_push(d, e);
-		return 0;
-	}
+	if (rc == OVMC_H_DROPPED)
+		return txq_push(d, e) ? -EIO : 0;
 	d->stats.send_failed++;
 	drv_log(d, rc == OVMC_H_CLOSED ? OVMC_LOG_DEBUG : OVMC_LOG_WARN, "send refused: %s",
 		ovmc_hcall_rc_name(rc));

@@ -77,12 +77,15 @@ int ovmc_hv_new(const struct ovmc_hv_config *cfg, const struct ovmc_hv_ops *ops,
 	hv->cfg = *cfg;
 	if (!hv->cfg.backlog_limit)
 		hv->cfg.backlog_limit = DEFAULT_BACKLOG;
+	if (!hv->cfg.tx_queue_limit)
+		hv->cfg.tx_queue_limit =
+			cfg->max_hmcs * (2u * cfg->pool_size + 4u) + (unsigned)cfg->crq_size;
 	hv->ops = *ops;
 	hv->ops_user = ops_user;
 	hv->mem = mem;
 	hv->mem_size = mem_size;
 	hv->log_level = OVMC_LOG_INFO;
-	hv->tx_retry_at = hv->reclaim_at = OVMC_TIME_NEVER;
+	hv->tx_retry_at = hv->reclaim_at = hv->reset_at = OVMC_TIME_NEVER;
 	hv->reclaim_delay = RECLAIM_MIN_NS;
 	hv->slots = calloc(cfg->max_hmcs, sizeof(*hv->slots));
 	if (!hv->slots)
@@ -188,9 +191,25 @@ void ovmc_hv_stop(struct ovmc_hv *hv)
 	hv->state = OVMC_HV_STOPPED;
 }
 
+/* The partner flooded us: the reset PAPR gives the hypervisor end. */
+static void flood_reset(struct ovmc_hv *hv, uint64_t now)
+{
+	hv->stats.resets++;
+	if (hv->ops.reset) {
+		hv->ops.reset(hv->ops_user, now);
+		return;
+	}
+	ovmc_hv_start(hv, now);
+}
+
 void ovmc_hv_handle_timer(struct ovmc_hv *hv, uint64_t now)
 {
 	hv->now = now;
+	if (now >= hv->reset_at) {
+		/* Last thing: the reset may restart the whole core. */
+		flood_reset(hv, now);
+		return;
+	}
 	if (now >= hv->tx_retry_at) {
 		hv->tx_retry_at = OVMC_TIME_NEVER;
 		hv_tx_flush(hv);
@@ -205,7 +224,9 @@ void ovmc_hv_handle_timer(struct ovmc_hv *hv, uint64_t now)
 
 uint64_t ovmc_hv_next_deadline(const struct ovmc_hv *hv)
 {
-	return hv->tx_retry_at < hv->reclaim_at ? hv->tx_retry_at : hv->reclaim_at;
+	uint64_t d = hv->tx_retry_at < hv->reclaim_at ? hv->tx_retry_at : hv->reclaim_at;
+
+	return hv->reset_at < d ? hv->reset_at : d;
 }
 
 void ovmc_hv_bind(struct ovmc_hv *hv, struct ovmc_vmc *vmc, void (*unbind)(struct ovmc_vmc *))

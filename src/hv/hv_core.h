@@ -89,6 +89,11 @@ struct ovmc_hv {
 	uint8_t (*txq)[OVMC_CRQ_ENTRY_SIZE];
 	unsigned tx_cap, tx_head, tx_count;
 
+	/* The partner met tx_queue_limit: nothing is handled or queued until
+	 * the reset at reset_at. */
+	bool flooded;
+	uint64_t reset_at;
+
 	uint64_t now;
 	uint64_t tx_retry_at;
 	uint64_t reclaim_at;

@@ -381,6 +381,9 @@ int ovmc_hv_handle_entry(struct ovmc_hv *hv, const uint8_t entry[OVMC_CRQ_ENTRY_
 		partner_lost(hv, entry[1]);
 		return 0;
 	}
+	/* Gave up on this partner: the reset comes at the next timer. */
+	if (hv->flooded)
+		return 0;
 	rc = ovmc_entry_decode(entry, OVMC_CRQ_ENTRY_SIZE, OVMC_DECODE_SIGNAL_PAD, &m);
 	if (rc) {
 		hv_proto_err(hv, &hv->stats.err_decode, "undecodable entry: %s", ovmc_strerror(rc));

@@ -14,9 +14,16 @@ static unsigned vmc_outstanding(void *user)
 	return ovmc_vmc_hv_outstanding(user);
 }
 
+static void vmc_reset(void *user, uint64_t now)
+{
+	/* Partner failed: the partition resets as after a hypervisor crash. */
+	ovmc_hv_restart(ovmc_vmc_user(user), OVMC_EVENT_PARTNER_FAILED, now);
+}
+
 static const struct ovmc_hv_ops vmc_ops = {
 	.send_crq = vmc_send,
 	.partner_outstanding = vmc_outstanding,
+	.reset = vmc_reset,
 };
 
 static void vmc_unbind(struct ovmc_vmc *vmc)

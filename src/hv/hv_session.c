@@ -78,6 +78,8 @@ void hv_reset_all(struct ovmc_hv *hv)
 		hv_forget_index(&hv->slots[i]);
 	}
 	hv_tx_drop_all(hv);
+	hv->flooded = false;
+	hv->reset_at = OVMC_TIME_NEVER;
 	hv->reclaim_at = OVMC_TIME_NEVER;
 	memset(&hv->neg, 0, sizeof(hv->neg));
 }

@@ -24,6 +24,20 @@ static unsigned tx_credit(struct ovmc_hv *hv)
 
 static int txq_push(struct ovmc_hv *hv, const uint8_t e[OVMC_CRQ_ENTRY_SIZE])
 {
+	if (hv->flooded) {
+		hv->stats.send_lost++;
+		return -ENOBUFS;
+	}
+	if (hv->tx_count >= hv->cfg.tx_queue_limit) {
+		hv->flooded = true;
+		hv->stats.send_lost++;
+		hv->reset_at = hv->now;
+		hv_proto_err(hv, &hv->stats.err_flood,
+			     "the partition does not read its queue: %u answers wait (bound %u); "
+			     "resetting the channel",
+			     hv->tx_count, hv->cfg.tx_queue_limit);
+		return -ENOBUFS;
+	}
 	if (hv->tx_count == hv->tx_cap) {
 		unsigned cap = hv->tx_cap ? hv->tx_cap * 2 : 64;
 		uint8_t(*q)[OVMC_CRQ_ENTRY_SIZE] = malloc((size_t)cap * OVMC_CRQ_ENTRY_SIZE);
@@ -40,6 +54,8 @@ static int txq_push(struct ovmc_hv *hv, const uint8_t e[OVMC_CRQ_ENTRY_SIZE])
 	memcpy(hv->txq[(hv->tx_head + hv->tx_count) % hv->tx_cap], e, OVMC_CRQ_ENTRY_SIZE);
 	hv->tx_count++;
 	hv->stats.send_deferred++;
+	if (hv->tx_count > hv->stats.send_queue_peak)
+		hv->stats.send_queue_peak = hv->tx_count;
 	if (hv->tx_retry_at == OVMC_TIME_NEVER)
 		hv->tx_retry_at = hv->now + TX_RETRY_NS;
 	return 0;
