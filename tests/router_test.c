@@ -1295,3 +1295,33 @@ TEST(queued_responses_follow_earlier_messages_when_room_returns)
 	CHECK_EQ(st.dropped, 0);
 	CHECK_EQ(st.responses, 5);
 }
+
+/* A partition that asks and never reads: the router's queue stops at its bound. */
+TEST(queued_responses_stop_at_their_bound_and_the_rest_are_counted)
+{
+	struct sim_opts o;
+	struct rt *t;
+	struct ovmc_router_stats st;
+	struct ovmc_hv_session *hs;
+	uint8_t req[HDR + 4];
+
+	sim_opts_default(&o);
+	o.hv.hv_buffers = 2;
+	o.hv.backlog_limit = 1;
+	t = router_session(&o);
+	EXPECT_RC(t, ROUTER, OP_XCHG, 0);
+	hs = sim_session(t->s, 0);
+	for (unsigned i = 0; ovmc_hv_send(hs, "fill", 4) == 0; i++)
+		CHECK(i < 100);
+	for (uint32_t i = 0; i < OVMC_ROUTER_MAX_QUEUED + 500; i++) {
+		mkreq(req, ROUTER, OP_ECHO, i, EXPECT, "abcd", 4);
+		t->b->ops->message(t->b->arg, hs, req, sizeof(req));
+	}
+	st = rstats(t);
+	CHECK_EQ(st.queued, OVMC_ROUTER_MAX_QUEUED);
+	CHECK_EQ(st.overflows, 500);
+	CHECK_EQ(st.dropped, 500);
+	sim_close(t->s, t->f);
+	sim_run(t->s);
+	CHECK_EQ(rstats(t).queued, 0);
+}

@@ -296,8 +296,13 @@ struct ovmc_router_stats {
 	uint64_t errors;    /* responses with a return code other than GOOD */
 	uint64_t deferred;  /* responses the router had to queue (-ENOBUFS, -ENOMEM) */
 	uint64_t queued;    /* responses waiting in the router's queues now */
-	uint64_t dropped;   /* responses never sent: session gone, or out of memory */
+	uint64_t dropped;   /* responses never sent: session gone, out of memory, or
+			     * beyond OVMC_ROUTER_MAX_QUEUED */
+	uint64_t overflows; /* of `dropped`: beyond OVMC_ROUTER_MAX_QUEUED */
 };
+
+/* Responses the router keeps per session while the core's backlog is full. */
+#define OVMC_ROUTER_MAX_QUEUED 1024u
 
 /* Returns 0, or -EINVAL if `router` is not a router backend. */
 OVMC_API int ovmc_router_stats(const struct ovmc_backend *router, struct ovmc_router_stats *out);

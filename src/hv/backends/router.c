@@ -206,6 +206,7 @@ struct pending {
 struct router_sess {
 	enum ovmc_router_state state;
 	struct pending *head, *tail;
+	unsigned n_pending;
 };
 
 struct router {
@@ -404,6 +405,7 @@ static void pending_pop(struct router *r, struct router_sess *rs)
 	rs->head = p->next;
 	if (!rs->head)
 		rs->tail = NULL;
+	rs->n_pending--;
 	r->stats.queued--;
 	free(p);
 }
@@ -446,6 +448,15 @@ static void deliver(struct router *r, struct ovmc_hv_session *s, struct router_s
 			return;
 		}
 	}
+	/* A partition that asks without reading meets this bound (the core's
+	 * backlog is full already): answers beyond it are dropped, counted. */
+	if (rs->n_pending >= OVMC_ROUTER_MAX_QUEUED) {
+		r->stats.dropped++;
+		r->stats.overflows++;
+		rlog(r, OVMC_LOG_WARN, "response of %zu bytes dropped: %u wait already", len,
+		     rs->n_pending);
+		return;
+	}
 	/* Behind earlier responses, or refused for now: keep it in order. */
 	p = malloc(sizeof(*p) + len);
 	if (!p) {
@@ -461,6 +472,7 @@ static void deliver(struct router *r, struct ovmc_hv_session *s, struct router_s
 	else
 		rs->head = p;
 	rs->tail = p;
+	rs->n_pending++;
 	r->stats.deferred++;
 	r->stats.queued++;
 }
