@@ -126,12 +126,30 @@ drv_log(void *user, enum ovmc_log_level level, const char *fmt, va_list ap)
 	if (level <= OVMC_LOG_INFO)
 		vsnprintf(s->drv_said, sizeof(s->drv_said), fmt, copy);
 	va_end(copy);
+	if (level <= OVMC_LOG_WARN) {
+		va_copy(copy, ap);
+		vsnprintf(s->drv_warned, sizeof(s->drv_warned), fmt, copy);
+		va_end(copy);
+		s->drv_warnings++;
+		s->drv_proto_lines += strncmp(s->drv_warned, "protocol error: ", 16) == 0;
+	}
 	sim_vlog(user, "drv", level, fmt, ap);
 }
 
 static void __attribute__((format(printf, 3, 0)))
 hv_log(void *user, enum ovmc_log_level level, const char *fmt, va_list ap)
 {
+	struct sim *s = user;
+
+	if (level <= OVMC_LOG_WARN) {
+		va_list copy;
+
+		va_copy(copy, ap);
+		vsnprintf(s->hv_warned, sizeof(s->hv_warned), fmt, copy);
+		va_end(copy);
+		s->hv_warnings++;
+		s->hv_proto_lines += strncmp(s->hv_warned, "protocol error: ", 16) == 0;
+	}
 	sim_vlog(user, "hv ", level, fmt, ap);
 }
 
@@ -416,9 +434,9 @@ static bool irq_pending(struct sim *s)
 
 static uint64_t next_deadline(const struct sim *s)
 {
-	uint64_t d = ovmc_drv_next_deadline(s->drv);
+	uint64_t d = s->hold_drv ? OVMC_TIME_NEVER : ovmc_drv_next_deadline(s->drv);
 
-	if (s->hv && ovmc_hv_next_deadline(s->hv) < d)
+	if (s->hv && !s->hold_hv && ovmc_hv_next_deadline(s->hv) < d)
 		d = ovmc_hv_next_deadline(s->hv);
 	return d;
 }
@@ -438,22 +456,22 @@ void sim_run(struct sim *s)
 			sim_attach_hv(s);
 			n++;
 		}
-		if (s->hv) {
+		if (s->hv && !s->hold_hv) {
 			n += ovmc_hv_poll(s->hv, s->now);
 			if (ovmc_hv_next_deadline(s->hv) <= s->now) {
 				ovmc_hv_handle_timer(s->hv, s->now);
 				n++;
 			}
 		}
-		if (irq_pending(s)) {
+		if (!s->hold_drv && irq_pending(s)) {
 			ovmc_platform_irq_ack(s->plat);
 			n += ovmc_drv_handle_interrupt(s->drv, s->now);
 		}
-		if (ovmc_drv_next_deadline(s->drv) <= s->now) {
+		if (!s->hold_drv && ovmc_drv_next_deadline(s->drv) <= s->now) {
 			ovmc_drv_handle_timer(s->drv, s->now);
 			n++;
 		}
-		if (n == 0 && s->vmc && ovmc_vmc_partition_registered(s->vmc) &&
+		if (n == 0 && !s->hold_drv && s->vmc && ovmc_vmc_partition_registered(s->vmc) &&
 		    ovmc_vmc_hv_outstanding(s->vmc) > 0) {
 			/* Entries wait but no interrupt is pending: the driver would
 			 * never see them in a real event loop. Count, then go on. */

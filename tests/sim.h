@@ -130,7 +130,15 @@ struct sim {
 	/* VMCs created by the machine (configured or by H_REQUEST_VMC) */
 	unsigned vmcs_created;
 	char drv_said[256]; /* the driver's last log line at info or above */
+	/* log lines at warn or above of each core, and the last of them */
+	unsigned drv_warnings, hv_warnings;
+	/* of them, lines saying "protocol error: ..." */
+	unsigned drv_proto_lines, hv_proto_lines;
+	char drv_warned[256], hv_warned[256];
 	bool started;  /* sim_start() ran */
+	/* A side that does not read its queue: sim_run() leaves it alone (its
+	 * timers too) until cleared. */
+	bool hold_hv, hold_drv;
 	int log_level; /* -1: silent */
 };
 
