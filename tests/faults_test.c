@@ -15,6 +15,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,4 +183,125 @@ TEST(truncating_reads_in_a_loop_log_five_lines_and_then_a_count)
 	CHECK(log_has(d, from, "read of 10 bytes truncated a 200-byte message"));
 	CHECK(log_has(d, from, "55 more lines like \"read of 10 bytes truncated a 200-byte "
 			       "message\""));
+}
+
+/* ---- the control socket: who, and how many ---- */
+
+static int ctl_connect(const struct daemon *d)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", d->ctl);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		FAIL("connect %s: %s", d->ctl, strerror(errno));
+	return fd;
+}
+
+/* One request as uid/gid 65534 with `group` as its only supplementary group
+ * (0: none); the first line of the reply in `out`. Exits the child. */
+static void ctl_as_nobody(const struct daemon *d, gid_t group, const char *request, char *out,
+			  size_t size)
+{
+	int p[2], status;
+	pid_t parent = getpid(), pid;
+	ssize_t n;
+
+	CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+	pid = ovmc_test_fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		char buf[512];
+		size_t len = 0;
+		int fd;
+
+		if (setgroups(group ? 1 : 0, &group) || setresgid(65534, 65534, 65534) ||
+		    setresuid(65534, 65534, 65534))
+			_exit(100);
+		ovmc_test_die_with_parent(parent);
+		fd = ctl_connect(d);
+		if (write(fd, request, strlen(request)) < 0 || write(fd, "\n", 1) != 1)
+			_exit(101);
+		while (len + 1 < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+			len += (size_t)n;
+		buf[len] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		if (write(p[1], buf, strlen(buf)) < 0)
+			_exit(102);
+		_exit(0);
+	}
+	close(p[1]);
+	n = read(p[0], out, size - 1);
+	out[n > 0 ? n : 0] = '\0';
+	close(p[0]);
+	status = wait_child(pid, 10000);
+	CHECK(status >= 0 && WIFEXITED(status));
+	CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(control_commands_that_change_something_need_root_the_owner_or_the_group)
+{
+	struct daemon *d = new_daemon(NULL);
+	char out[512];
+
+	spawn_prog(d, OPENVMC_BIN, ARGS("--control-group", "4242"));
+	CHECK(log_has(d, 0, "device ready"));
+	{
+		struct stat st;
+
+		CHECK_EQ(stat(d->ctl, &st), 0);
+		CHECK_EQ(st.st_mode & 0777, 0660);
+		CHECK_EQ(st.st_gid, 4242);
+	}
+	/* An administrator widens the socket to everyone. */
+	CHECK_EQ(chmod(d->dir, 0711), 0);
+	CHECK_EQ(chmod(d->ctl, 0666), 0);
+	ctl_as_nobody(d, 0, "status", out, sizeof(out));
+	CHECK(strcmp(out, "ok") == 0);
+	ctl_as_nobody(d, 0, "sessions", out, sizeof(out));
+	CHECK(strcmp(out, "ok") == 0);
+	ctl_as_nobody(d, 0, "restart", out, sizeof(out));
+	CHECK(strncmp(out, "error EACCES: restart needs root", 32) == 0);
+	ctl_as_nobody(d, 0, "send 0 00", out, sizeof(out));
+	CHECK(strncmp(out, "error EACCES: send needs root", 29) == 0);
+	CHECK(log_has(d, 0, "of uid 65534 may not restart"));
+	/* A member of the control group may. */
+	ctl_as_nobody(d, 4242, "restart", out, sizeof(out));
+	CHECK(strcmp(out, "ok") == 0);
+	/* And root. */
+	ctl(d, "restart", out, sizeof(out));
+	CHECK(strncmp(out, "ok\n", 3) == 0);
+}
+
+TEST(silent_control_clients_do_not_lock_out_status_and_are_closed)
+{
+	struct daemon *d = new_daemon(NULL);
+	int silent[40];
+	char out[4096];
+	size_t from;
+	uint64_t t0;
+
+	spawn_prog(d, OPENVMC_BIN, NULL);
+	from = log_size(d);
+	for (int i = 0; i < 40; i++)
+		silent[i] = ctl_connect(d);
+	/* A real request still gets through at once. */
+	t0 = now_ms();
+	ctl(d, "status", out, sizeof(out));
+	CHECK(strstr(out, "driver: state ready"));
+	CHECK(now_ms() - t0 < PROMPT_MS);
+	/* The ones that stay silent are closed after the request deadline. */
+	for (int i = 0; i < 40; i++) {
+		struct pollfd p = {.fd = silent[i], .events = POLLIN};
+		char c;
+
+		CHECK_EQ(poll(&p, 1, 10000), 1);
+		CHECK_EQ(read(silent[i], &c, 1), 0);
+		close(silent[i]);
+	}
+	CHECK(now_ms() - t0 >= 1500);
+	/* Said, but not once per connection. */
+	CHECK(log_has(d, from, "closed the oldest without a request"));
+	stop_daemon(d, SIGTERM);
+	CHECK(log_has(d, from, "more lines like \"16 connections: closed the oldest"));
 }

@@ -37,7 +37,11 @@
 #define STREAM 1
 /* "send" carries up to a 64 KiB message in hex. */
 #define MAX_REQUEST (2u * 65536u + 64u)
-#define CONN_TIMEOUT_NS (10ull * 1000000000ull)
+/* To send the request, and to take the whole reply. */
+#define REQUEST_TIMEOUT_NS (2ull * 1000000000ull)
+#define REPLY_TIMEOUT_NS (10ull * 1000000000ull)
+/* Supplementary groups looked at for the configured group. */
+#define MAX_PEER_GROUPS 256
 #define MAX_EVENTS 16
 #define LISTEN_TAG ((void *)1)
 
@@ -50,6 +54,9 @@ struct conn {
 	char *out;
 	size_t out_len, out_off;
 	uint64_t deadline;
+	bool admin;	  /* may use every command (not only the read-only ones) */
+	pid_t pid;
+	uid_t uid;
 	bool trace;
 	bool read_eof;	  /* trace client: shut its sending side, still reads */
 	uint32_t armed;	  /* trace client: the epoll events asked for */
@@ -255,13 +262,14 @@ static int cmd_help(struct ctl *c, char *args, FILE *body, struct cmd_error *e)
 static const struct {
 	const char *name;
 	int (*fn)(struct ctl *c, char *args, FILE *body, struct cmd_error *e);
+	bool admin; /* changes something: root, our uid or the group only */
 } commands[] = {
-	{"status", cmd_status},
-	{"sessions", cmd_sessions},
-	{"send", cmd_send},
-	{"restart", cmd_restart},
-	{"trace", cmd_trace},
-	{"help", cmd_help},
+	{"status", cmd_status, false},
+	{"sessions", cmd_sessions, false},
+	{"send", cmd_send, true},
+	{"restart", cmd_restart, true},
+	{"trace", cmd_trace, false},
+	{"help", cmd_help, false},
 };
 
 /* ---- trace clients ---- */
@@ -450,11 +458,18 @@ static void execute(struct ctl *c, struct conn *k, char *line)
 	args += strspn(args, " \t");
 	fail(&e, -EINVAL, "unknown command \"%s\" (try help)", name);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (strcmp(name, commands[i].name) == 0) {
-			e.err = 0;
-			rc = commands[i].fn(c, args, bf, &e);
+		if (strcmp(name, commands[i].name) != 0)
+			continue;
+		if (commands[i].admin && !k->admin) {
+			rc = fail(&e, -EACCES, "%s needs root, uid %u%s", name, (unsigned)geteuid(),
+				  c->t.use_group ? " or the control group" : "");
+			ovmc_log(OVMC_LOG_WARN, COMPONENT, "pid %d of uid %u may not %s",
+				 (int)k->pid, (unsigned)k->uid, name);
 			break;
 		}
+		e.err = 0;
+		rc = commands[i].fn(c, args, bf, &e);
+		break;
 	}
 	fclose(bf);
 	if (rc == STREAM && trace_start(c, k)) {
@@ -488,6 +503,7 @@ static void conn_reply(struct ctl *c, struct conn *k)
 		conn_close(c, k);
 		return;
 	}
+	k->deadline = ovmc_now_ns() + REPLY_TIMEOUT_NS;
 	epoll_ctl(c->epfd, EPOLL_CTL_MOD, k->fd, &ev);
 }
 
@@ -563,16 +579,62 @@ static void conn_write(struct ctl *c, struct conn *k)
 	conn_close(c, k);
 }
 
+/* Root, our uid, or a member of the configured group. */
+static bool may_change(const struct ctl *c, int fd, const struct ucred *cred)
+{
+	gid_t groups[MAX_PEER_GROUPS];
+	socklen_t len = sizeof(groups);
+
+	if (cred->uid == 0 || cred->uid == geteuid())
+		return true;
+	if (!c->t.use_group)
+		return false;
+	if (cred->gid == c->t.group)
+		return true;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) != 0)
+		return false;
+	for (size_t i = 0; i < len / sizeof(groups[0]); i++)
+		if (groups[i] == c->t.group)
+			return true;
+	return false;
+}
+
+/* At the bound, the oldest connection still silent goes for the newcomer. */
+static bool make_room(struct ctl *c)
+{
+	struct conn *oldest = NULL;
+
+	if (c->n_conns < MAX_CONNS)
+		return true;
+	for (struct conn *k = c->conns; k; k = k->next)
+		if (!k->trace && !k->out)
+			oldest = k; /* newest first: the last one is the oldest */
+	if (!oldest)
+		return false;
+	ovmc_log(OVMC_LOG_WARN, COMPONENT,
+		 "%u connections: closed the oldest without a request (pid %d)", c->n_conns,
+		 (int)oldest->pid);
+	conn_close(c, oldest);
+	return true;
+}
+
 static void accept_all(struct ctl *c)
 {
 	for (;;) {
 		int fd = accept4(c->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct epoll_event ev = {.events = EPOLLIN};
+		struct ucred cred;
+		socklen_t cl = sizeof(cred);
 		struct conn *k;
 
 		if (fd < 0)
 			return;
-		if (c->n_conns == MAX_CONNS) {
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 || cl != sizeof(cred)) {
+			ovmc_log(OVMC_LOG_WARN, COMPONENT, "no peer credentials: refused");
+			close(fd);
+			continue;
+		}
+		if (!make_room(c)) {
 			ovmc_log(OVMC_LOG_WARN, COMPONENT, "too many connections: one refused");
 			close(fd);
 			continue;
@@ -583,7 +645,10 @@ static void accept_all(struct ctl *c)
 			continue;
 		}
 		k->fd = fd;
-		k->deadline = ovmc_now_ns() + CONN_TIMEOUT_NS;
+		k->pid = cred.pid;
+		k->uid = cred.uid;
+		k->admin = may_change(c, fd, &cred);
+		k->deadline = ovmc_now_ns() + REQUEST_TIMEOUT_NS;
 		ev.data.ptr = k;
 		if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
 			close(fd);
@@ -648,7 +713,8 @@ static uint64_t on_idle(void *arg, uint64_t now)
 	for (struct conn *k = c->conns, *nx; k; k = nx) {
 		nx = k->next;
 		if (k->deadline <= now) {
-			ovmc_log(OVMC_LOG_WARN, COMPONENT, "a client took too long; dropped");
+			ovmc_log(OVMC_LOG_WARN, COMPONENT, "a client took too long to %s; dropped",
+				 k->out ? "take its reply" : "send its request");
 			conn_close(c, k);
 		} else if (k->deadline < next) {
 			next = k->deadline;
@@ -727,6 +793,14 @@ int ctl_new(struct ovmc_loop *loop, const char *path, const struct ctl_targets *
 		goto fail_early;
 	}
 	c->bound = true;
+	/* Root or the owner sets the group; members then reach the socket. */
+	if (targets->use_group &&
+	    (chown(path, (uid_t)-1, targets->group) != 0 || chmod(path, 0660) != 0)) {
+		rc = -errno;
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "cannot give %s to group %u: %s", path,
+			 (unsigned)targets->group, strerror(-rc));
+		goto fail_early;
+	}
 	if (listen(c->listen_fd, MAX_CONNS) != 0)
 		goto fail_errno;
 	c->epfd = epoll_create1(EPOLL_CLOEXEC);

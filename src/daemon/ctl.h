@@ -14,13 +14,23 @@
  *                                 until the client goes
  *   help
  *
+ * Who may do what (SO_PEERCRED, SO_PEERGROUPS): root, the daemon's own uid
+ * and members of the configured group may use every command; any other
+ * peer the socket's mode lets in only the read-only ones (status,
+ * sessions, trace, help): send and restart answer "error EACCES".
+ *
  * Never blocks the loop: connections are non-blocking, requests bounded,
- * and a connection that takes too long is dropped. A trace client that
- * reads too slowly loses lines (counted: "... N trace lines dropped"),
- * never stalls the channel.
+ * a client must send its request within 2 s and take its reply within
+ * 10 s. At most 16 connections: a newcomer closes the oldest one that has
+ * not sent its request yet, so silent clients cannot lock out a real one.
+ * A trace client that reads too slowly loses lines (counted: "... N trace
+ * lines dropped"), never stalls the channel.
  */
 #ifndef OVMC_CTL_H
 #define OVMC_CTL_H
+
+#include <stdbool.h>
+#include <sys/types.h>
 
 #include "drvhost.h"
 #include "hvhost.h"
@@ -32,6 +42,10 @@ struct ctl;
 struct ctl_targets {
 	struct hvhost *hv;
 	struct drvhost *drv;
+	/* With use_group: members of `group` may use every command, and the
+	 * socket is made group `group`, mode 0660. */
+	bool use_group;
+	gid_t group;
 };
 
 /*

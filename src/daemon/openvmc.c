@@ -45,6 +45,7 @@ static void usage(FILE *out)
 	      "  -b, --backend SPEC       layer-2 backend (echo)\n"
 	      "  -c, --control PATH       control socket (status, sessions, send, restart,\n"
 	      "                           trace)\n"
+	      "      --control-group GRP  members of group GRP may use every control command\n"
 	      "  -t, --trace              log every CRQ entry and RDMA in readable form\n"
 	      "  -w, --capture FILE       write every CRQ entry and RDMA to a pcapng file\n"
 	      "  -l, --log-level LEVEL    error, warn, info (default), debug or trace\n"
@@ -57,6 +58,7 @@ static void usage(FILE *out)
 static const struct opts_program program = {
 	.name = "openvmc",
 	.shortopts = "d:m:g:n:p:u:q:NR:b:c:tw:l:ChV",
+	.longs = OPTS_CONTROL_GROUP,
 	.usage = usage,
 	.device = true,
 };
@@ -111,6 +113,9 @@ int main(int argc, char **argv)
 		goto out;
 	if (o.control) {
 		struct ctl_targets t = {.hv = hv, .drv = drv};
+
+		t.use_group = o.set_control_gid;
+		t.group = o.control_gid;
 
 		if (ctl_new(loop, o.control, &t, &ctl))
 			goto out;

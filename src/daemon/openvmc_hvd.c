@@ -41,6 +41,7 @@ static void usage(FILE *out)
 	      "                           socket:PATH, socket:tcp:HOST:PORT, replay:FILE\n"
 	      "  -c, --control PATH       control socket (status, sessions, send, restart,\n"
 	      "                           trace)\n"
+	      "      --control-group GRP  members of group GRP may use every control command\n"
 	      "  -t, --trace              log every CRQ entry and RDMA in readable form\n"
 	      "  -w, --capture FILE       write every CRQ entry and RDMA to a pcapng file\n"
 	      "  -l, --log-level LEVEL    error, warn, info (default), debug or trace\n"
@@ -54,6 +55,7 @@ static void usage(FILE *out)
 static const struct opts_program program = {
 	.name = "openvmc-hvd",
 	.shortopts = "s:n:p:u:q:NR:b:c:tw:l:fP:hV",
+	.longs = OPTS_CONTROL_GROUP,
 	.usage = usage,
 };
 
@@ -122,6 +124,9 @@ int main(int argc, char **argv)
 	}
 	if (o.control) {
 		struct ctl_targets t = {.hv = hv};
+
+		t.use_group = o.set_control_gid;
+		t.group = o.control_gid;
 
 		if (ctl_new(loop, o.control, &t, &ctl))
 			goto out;

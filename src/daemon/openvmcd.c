@@ -62,9 +62,11 @@ static void usage(FILE *out)
 	      "  -p, --pool N             buffers per HMC connection (32)\n"
 	      "  -u, --mtu N              largest message in bytes (4096)\n"
 	      "  -r, --retry-ms MS        interval of attachment attempts (500)\n"
-	      "      --hcall-timeout-ms MS  a hypervisor that takes longer to answer an\n"
+	      "      --hcall-timeout-ms MS\n"
+	      "                           a hypervisor that takes longer to answer an\n"
 	      "                           hcall is treated as failed (1000)\n"
 	      "  -c, --control PATH       control socket (status, trace)\n"
+	      "      --control-group GRP  members of group GRP may use every control command\n"
 	      "  -t, --trace              log every CRQ entry and RDMA in readable form\n"
 	      "  -w, --capture FILE       write every CRQ entry and RDMA to a pcapng file\n"
 	      "  -l, --log-level LEVEL    error, warn, info (default), debug or trace\n"
@@ -79,7 +81,7 @@ static void usage(FILE *out)
 static const struct opts_program program = {
 	.name = "openvmcd",
 	.shortopts = "s:d:m:g:n:p:u:r:c:tw:l:CfP:hV",
-	.longs = OPTS_HCALL_TIMEOUT,
+	.longs = OPTS_HCALL_TIMEOUT | OPTS_CONTROL_GROUP,
 	.usage = usage,
 	.device = true,
 };
@@ -283,6 +285,9 @@ int main(int argc, char **argv)
 	}
 	if (o.control) {
 		struct ctl_targets t = {.drv = a.drv};
+
+		t.use_group = o.set_control_gid;
+		t.group = o.control_gid;
 
 		if (ctl_new(loop, o.control, &t, &ctl))
 			goto out;
