@@ -87,12 +87,32 @@ install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR} FILES_MATCHING PATTERN "*.md")
 install(DIRECTORY LICENSES DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES dissector/openvmc.lua DESTINATION ${OVMC_WIRESHARK_LUA_DIR})
-# Example systemd units, not enabled: where they go is the packager's call.
+
+# ---- systemd units (not enabled), their environment files, the udev rule
+# of the CUSE device. For the prefix /usr, where systemd itself says; else
+# under the prefix, where systemd and udev also look (/usr/local/lib/...).
+set(ovmc_unitdir ${CMAKE_INSTALL_PREFIX}/lib/systemd/system)
+set(ovmc_udevdir ${CMAKE_INSTALL_PREFIX}/lib/udev/rules.d)
+if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+  pkg_get_variable(ovmc_sd_unitdir systemd systemdsystemunitdir)
+  pkg_get_variable(ovmc_udev udev udevdir)
+  if(ovmc_sd_unitdir)
+    set(ovmc_unitdir ${ovmc_sd_unitdir})
+  endif()
+  if(ovmc_udev)
+    set(ovmc_udevdir ${ovmc_udev}/rules.d)
+  endif()
+endif()
+set(OVMC_SYSTEMD_UNIT_DIR ${ovmc_unitdir} CACHE PATH "systemd system unit folder")
+set(OVMC_UDEV_RULES_DIR ${ovmc_udevdir} CACHE PATH "udev rules folder")
+set(OVMC_ENV_DIR ${CMAKE_INSTALL_FULL_SYSCONFDIR}/default CACHE PATH
+    "Folder of the units' EnvironmentFile= (Debian: /etc/default)")
 foreach(unit openvmc-hvd openvmcd)
   configure_file(packaging/systemd/${unit}.service.in ${unit}.service @ONLY)
-  install(FILES ${PROJECT_BINARY_DIR}/${unit}.service
-          DESTINATION ${CMAKE_INSTALL_DATADIR}/openvmc/systemd)
+  install(FILES ${PROJECT_BINARY_DIR}/${unit}.service DESTINATION ${OVMC_SYSTEMD_UNIT_DIR})
+  install(FILES packaging/default/${unit} DESTINATION ${OVMC_ENV_DIR})
 endforeach()
+install(FILES packaging/udev/70-openvmc.rules DESTINATION ${OVMC_UDEV_RULES_DIR})
 
 # ---- last: the dynamic linker's cache, when installing into this system
 # (not into a DESTDIR staging tree, where packaging tools run it later).

@@ -16,6 +16,7 @@
 #include "hvhost.h"
 #include "log.h"
 #include "loop.h"
+#include "notify.h"
 #include "opts.h"
 
 #include <openvmc/common.h>
@@ -78,6 +79,7 @@ int main(int argc, char **argv)
 	char *dev_path = NULL;
 	int status = 1, rc;
 
+	ovmc_notify_init();
 	opts_program(argv[0]);
 	rc = opts_parse(argc, argv, &program, &o);
 	if (rc >= 0)
@@ -120,12 +122,14 @@ int main(int argc, char **argv)
 		if (ctl_new(loop, o.control, &t, &ctl))
 			goto out;
 	}
+	ovmc_notify_ready("serving %s", dc.dev.path ? dc.dev.path : "the CUSE device");
 	rc = ovmc_loop_run(loop);
 	if (rc)
 		ovmc_log(OVMC_LOG_ERROR, "main", "event loop: %s", ovmc_strerror(rc));
 	else if (ovmc_loop_signal(loop))
 		status = 0;
 	ovmc_log(OVMC_LOG_INFO, "main", "shutting down%s", status ? " after an error" : "");
+	ovmc_notify_stopping();
 out:
 	ctl_free(ctl);
 	drvhost_free(drv);

@@ -13,6 +13,7 @@
 #include "hvhost.h"
 #include "log.h"
 #include "loop.h"
+#include "notify.h"
 #include "opts.h"
 
 #include <openvmc/common.h>
@@ -83,6 +84,7 @@ int main(int argc, char **argv)
 	struct ctl *ctl = NULL;
 	int status = 1, rc;
 
+	ovmc_notify_init();
 	opts_program(argv[0]);
 	rc = opts_parse(argc, argv, &program, &o);
 	if (rc >= 0)
@@ -134,12 +136,15 @@ int main(int argc, char **argv)
 	ovmc_log(OVMC_LOG_INFO, "main", "hypervisor ready at %s (backend %s)", o.socket,
 		 o.backend ? o.backend : "echo");
 	opts_daemon_ready(o.pidfile);
+	ovmc_notify_ready("hypervisor ready at %s (backend %s)", o.socket,
+			  o.backend ? o.backend : "echo");
 	rc = ovmc_loop_run(loop);
 	if (rc)
 		ovmc_log(OVMC_LOG_ERROR, "main", "event loop: %s", ovmc_strerror(rc));
 	else if (ovmc_loop_signal(loop))
 		status = 0;
 	ovmc_log(OVMC_LOG_INFO, "main", "shutting down%s", status ? " after an error" : "");
+	ovmc_notify_stopping();
 out:
 	ctl_free(ctl);
 	if (srv) {

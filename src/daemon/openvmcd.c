@@ -14,6 +14,7 @@
 #include "drvhost.h"
 #include "log.h"
 #include "loop.h"
+#include "notify.h"
 #include "opts.h"
 
 #include <openvmc/common.h>
@@ -242,6 +243,7 @@ int main(int argc, char **argv)
 	char *dev_path = NULL;
 	int status = 1, rc;
 
+	ovmc_notify_init();
 	opts_program(argv[0]);
 	rc = opts_parse(argc, argv, &program, &o);
 	if (rc >= 0)
@@ -293,12 +295,14 @@ int main(int argc, char **argv)
 			goto out;
 	}
 	opts_daemon_ready(o.pidfile);
+	ovmc_notify_ready("serving %s", dc.dev.path ? dc.dev.path : "the CUSE device");
 	rc = ovmc_loop_run(loop);
 	if (rc)
 		ovmc_log(OVMC_LOG_ERROR, "main", "event loop: %s", ovmc_strerror(rc));
 	else if (ovmc_loop_signal(loop))
 		status = 0;
 	ovmc_log(OVMC_LOG_INFO, "main", "shutting down%s", status ? " after an error" : "");
+	ovmc_notify_stopping();
 out:
 	ctl_free(ctl);
 	if (a.fd >= 0)
