@@ -88,6 +88,13 @@ install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR} FILES_MATCHING PATTE
 install(DIRECTORY LICENSES DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES dissector/openvmc.lua DESTINATION ${OVMC_WIRESHARK_LUA_DIR})
 
+# bash completion, one file per program name as bash-completion looks it up.
+set(OVMC_BASH_COMPLETION_DIR ${CMAKE_INSTALL_DATADIR}/bash-completion/completions CACHE STRING
+    "bash-completion's folder (relative to the prefix)")
+foreach(prog vmcctl openvmc openvmcd openvmc-hvd)
+  install(FILES completion/openvmc.bash DESTINATION ${OVMC_BASH_COMPLETION_DIR} RENAME ${prog})
+endforeach()
+
 # ---- systemd units (not enabled), their environment files, the udev rule
 # of the CUSE device. For the prefix /usr, where systemd itself says; else
 # under the prefix, where systemd and udev also look (/usr/local/lib/...).
