@@ -4,7 +4,19 @@
 -- router header of layer 2. Record format: docs/capture.md.
 --
 --   tshark -X lua_script:dissector/openvmc.lua -r capture.pcapng -V
---   (or copy this file to ~/.local/lib/wireshark/plugins/)
+--   (installed in Wireshark's plugin folder, it needs no -X)
+
+-- Installed in Wireshark's plugin folder and also named with -X, the file
+-- would register the protocol twice, which Wireshark refuses: the first
+-- copy loaded wins, the others say so and stand aside.
+-- (Plugins do not share globals: ask Wireshark.)
+for _, name in ipairs(Dissector.list()) do
+	if name == "openvmc" then
+		io.stderr:write("openvmc.lua: an openvmc dissector is loaded already; " ..
+			debug.getinfo(1, "S").source:gsub("^@", "") .. " is ignored\n")
+		return
+	end
+end
 
 local p = Proto("openvmc", "openvmc VMC channel")
 

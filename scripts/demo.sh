@@ -5,16 +5,23 @@
 # exchange messages with the echo backend through the device using vmcctl,
 # push an unsolicited hypervisor message, show the CRQ traffic and stop.
 # Needs root (FUSE mount). Leaves nothing behind, also when a step fails.
+# OVMC_PROGRAMS=installed runs the installed programs instead of building.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 scripts/deps.sh
-echo "== building (build/)"
-cmake -S . -B build >/dev/null
-cmake --build build -j"$(nproc)" >/dev/null
-
-openvmc=build/src/daemon/openvmc
-vmcctl=build/src/tools/vmcctl
+if [ "${OVMC_PROGRAMS:-build}" = installed ]; then
+	# The installed programs (scripts/packages.sh runs the demo so).
+	openvmc=$(command -v openvmc) && vmcctl=$(command -v vmcctl) ||
+		{ echo "openvmc and vmcctl are not installed" >&2; exit 1; }
+	echo "== using the installed $openvmc and $vmcctl"
+else
+	echo "== building (build/)"
+	cmake -S . -B build >/dev/null
+	cmake --build build -j"$(nproc)" >/dev/null
+	openvmc=build/src/daemon/openvmc
+	vmcctl=build/src/tools/vmcctl
+fi
 work=$(mktemp -d /tmp/openvmc-demo.XXXXXX)
 dev=$work/run/ibmvmc
 log=$work/openvmc.log

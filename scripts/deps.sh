@@ -3,7 +3,10 @@
 # Install the Debian packages openvmc needs to build, test and run.
 # Does nothing when they are all present; needs root otherwise.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libfuse3-dev fuse3 tshark python3)
+# dpkg-dev, debhelper, lintian: the Debian packages (scripts/packages.sh);
+# systemd: systemd-analyze for the unit tests.
+pkgs=(build-essential cmake pkg-config libfuse3-dev fuse3 tshark python3
+	dpkg-dev debhelper lintian systemd)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

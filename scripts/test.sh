@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # The test command: install dependencies, build twice (plain, and with
 # AddressSanitizer + UndefinedBehaviorSanitizer), run the whole suite in
-# both, and end with one line "N passed, N failed".
+# both, build and try the Debian packages (scripts/packages.sh), and end
+# with one line "N passed, N failed".
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
@@ -72,5 +73,17 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite plain build || total_fail=$((total_fail + 1))
 run_suite sanitized build-asan -DOVMC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug || total_fail=$((total_fail + 1))
+# The Debian packages: built (without their own run of the suite, which
+# just ran twice), lintian, installed, the demo from the installed programs.
+echo "=== packages ==="
+mkdir -p build
+if scripts/packages.sh >build/packages.log 2>&1; then
+	tail -1 build/packages.log
+	total_pass=$((total_pass + 1))
+else
+	tail -40 build/packages.log
+	echo "packages: FAILED (whole log: build/packages.log)"
+	total_fail=$((total_fail + 1))
+fi
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

@@ -20,12 +20,16 @@ pc() {
 		PKG_CONFIG_ALLOW_SYSTEM_CFLAGS=1 PKG_CONFIG_ALLOW_SYSTEM_LIBS=1 pkg-config "$@"
 }
 
-# Where the dynamic linker finds libopenvmc for PROGRAM (with the
-# environment the caller gives).
+# resolved_lib PROGRAM [LIBDIR]: where the dynamic linker finds
+# libopenvmc for PROGRAM (with LD_LIBRARY_PATH=LIBDIR); empty if nowhere.
 resolved_lib() {
 	local p
-	p=$(LD_TRACE_LOADED_OBJECTS=1 "$@" | awk '$1 ~ /^libopenvmc\.so/ { print $3 }')
-	[ -n "$p" ] && realpath -s "$p"
+	if [ -n "${2:-}" ]; then
+		p=$(LD_LIBRARY_PATH=$2 LD_TRACE_LOADED_OBJECTS=1 "$1" | awk '$1 ~ /^libopenvmc\.so/ { print $3 }')
+	else
+		p=$(LD_TRACE_LOADED_OBJECTS=1 "$1" | awk '$1 ~ /^libopenvmc\.so/ { print $3 }')
+	fi
+	if [ -n "$p" ]; then realpath -s "$p"; fi
 }
 
 test_setup_installs_into_destdir() {
@@ -82,7 +86,7 @@ test_pkgconfig_build_against_destdir_runs() {
 	# shellcheck disable=SC2086 # OVMC_SAN_FLAGS: none, or several flags
 	check cc -std=c11 -Wall -Wextra -pedantic -Werror -o "$d/example" "$src/tests/install/example.c" \
 		"${cflags[@]}" "${libs[@]}" $OVMC_SAN_FLAGS
-	lib=$(LD_LIBRARY_PATH=$dest$OVMC_LIBDIR resolved_lib "$d/example")
+	lib=$(resolved_lib "$d/example" "$dest$OVMC_LIBDIR")
 	[ "$lib" = "$dest$OVMC_LIBDIR/libopenvmc.so.0" ] || fail "example found libopenvmc at '$lib'"
 	LD_LIBRARY_PATH=$dest$OVMC_LIBDIR "$d/example" >"$d/out" || fail "example failed"
 	grep -q "^router: Echo token 0x1234" "$d/out" || fail "example printed: $(cat "$d/out")"
@@ -105,7 +109,7 @@ test_find_package_build_against_destdir_runs() {
 }
 
 test_installed_programs_run_from_destdir_tree() {
-	local d p lib env=() pid
+	local d p lib libdir='' env=() pid
 	scratch d
 	# A system libdir gets no RUNPATH (the packager's ldconfig makes it
 	# work); elsewhere the programs find their library relative to
@@ -114,10 +118,11 @@ test_installed_programs_run_from_destdir_tree() {
 		readelf -d "$dest$OVMC_SBINDIR/openvmc-hvd" | grep -qF "[\$ORIGIN/" ||
 			fail "RUNPATH not relative: $(readelf -d "$dest$OVMC_SBINDIR/openvmc-hvd" | grep RUNPATH)"
 	else
-		env=(env "LD_LIBRARY_PATH=$dest$OVMC_LIBDIR")
+		libdir=$dest$OVMC_LIBDIR
+		env=(env "LD_LIBRARY_PATH=$libdir")
 	fi
 	for p in "$OVMC_BINDIR/openvmc" "$OVMC_SBINDIR/openvmc-hvd" "$OVMC_SBINDIR/openvmcd"; do
-		lib=$(resolved_lib "${env[@]}" "$dest$p")
+		lib=$(resolved_lib "$dest$p" "$libdir")
 		[ "$lib" = "$dest$OVMC_LIBDIR/libopenvmc.so.0" ] || fail "$p found libopenvmc at '$lib'"
 		"${env[@]}" "$dest$p" --version | grep -q "0\.[0-9]" || fail "$p --version"
 	done
