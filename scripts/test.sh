@@ -78,7 +78,7 @@ run_suite sanitized build-asan -DOVMC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug || to
 echo "=== packages ==="
 mkdir -p build
 if scripts/packages.sh >build/packages.log 2>&1; then
-	tail -1 build/packages.log
+	grep "^packages: " build/packages.log
 	total_pass=$((total_pass + 1))
 else
 	tail -40 build/packages.log
