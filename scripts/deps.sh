@@ -5,8 +5,13 @@
 set -euo pipefail
 # dpkg-dev, debhelper, lintian: the Debian packages (scripts/packages.sh);
 # systemd: systemd-analyze for the unit tests.
+# scripts/qemu.sh: cross compiler and libc for the guest programs and the
+# module, QEMU's build dependencies, its firmware, the initramfs tools.
 pkgs=(build-essential cmake pkg-config libfuse3-dev fuse3 tshark python3
-	dpkg-dev debhelper lintian systemd)
+	dpkg-dev debhelper lintian systemd
+	gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross ninja-build meson libglib2.0-dev
+	libpixman-1-dev libfdt-dev zlib1g-dev flex bison qemu-system-data cpio xz-utils
+	patch bc kmod)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
