@@ -14,7 +14,8 @@ struct drvhost {
 	struct ovmc_loop *loop;
 	struct ovmc_platform *plat;
 	struct ovmc_drv *drv;
-	struct ovmc_dev *dev;
+	struct ovmc_dev *dev;   /* NULL without a device file */
+	struct ovmc_sock *sock; /* NULL without a session socket */
 	int irq_fd; /* watched by the loop, -1 while the platform is lost */
 	bool lost;
 	char lost_why[128];
@@ -32,8 +33,19 @@ static void drv_file_event(void *user, struct ovmc_drv_file *f, unsigned events)
 {
 	struct drvhost *h = user;
 
+	if (h->sock && ovmc_sock_file_event(h->sock, f, events))
+		return;
 	if (h->dev)
 		ovmc_dev_file_event(h->dev, f, events);
+}
+
+/* After a driver call of the host's own: answer what became ready. */
+static void flush(struct drvhost *h)
+{
+	if (h->dev)
+		ovmc_dev_flush(h->dev);
+	if (h->sock)
+		ovmc_sock_flush(h->sock);
 }
 
 static void drv_trace(void *user, const struct ovmc_trace_event *ev)
@@ -50,7 +62,7 @@ static void on_irq(void *arg, int fd, uint32_t events)
 	(void)fd;
 	(void)events;
 	ovmc_drv_handle_interrupt(h->drv, ovmc_now_ns());
-	ovmc_dev_flush(h->dev);
+	flush(h);
 }
 
 static void on_dev(void *arg, int fd, uint32_t events)
@@ -59,6 +71,8 @@ static void on_dev(void *arg, int fd, uint32_t events)
 
 	(void)events;
 	ovmc_dev_dispatch(h->dev);
+	if (h->sock)
+		ovmc_sock_flush(h->sock);
 	if (ovmc_dev_gone(h->dev)) {
 		/* Unmounted from outside: nothing left to serve. */
 		ovmc_loop_del(h->loop, fd);
@@ -71,12 +85,20 @@ static void on_dev(void *arg, int fd, uint32_t events)
 static uint64_t on_idle(void *arg, uint64_t now)
 {
 	struct drvhost *h = arg;
+	uint64_t next;
 
 	if (ovmc_drv_next_deadline(h->drv) <= now) {
 		ovmc_drv_handle_timer(h->drv, now);
-		ovmc_dev_flush(h->dev);
+		flush(h);
 	}
-	return ovmc_drv_next_deadline(h->drv);
+	next = ovmc_drv_next_deadline(h->drv);
+	if (h->sock) {
+		uint64_t s = ovmc_sock_timer(h->sock, now);
+
+		if (s < next)
+			next = s;
+	}
+	return next;
 }
 
 static int watch_irq(struct drvhost *h)
@@ -114,13 +136,20 @@ int drvhost_new(struct ovmc_loop *loop, struct ovmc_platform *plat,
 		goto fail;
 	}
 	ovmc_drv_set_log_level(h->drv, ovmc_log_get_level());
-	/* It logs its own errors, with the path and the cause. */
-	rc = ovmc_dev_new(&cfg->dev, h->drv, &h->dev);
-	if (rc)
-		goto fail;
+	/* Both log their own errors, with the path and the cause. */
+	if (cfg->sock.path) {
+		rc = ovmc_sock_new(loop, &cfg->sock, h->drv, &h->sock);
+		if (rc)
+			goto fail;
+	}
+	if (!cfg->no_device) {
+		rc = ovmc_dev_new(&cfg->dev, h->drv, &h->dev);
+		if (rc)
+			goto fail;
+	}
 	h->lost = cfg->detached;
 	rc = h->lost ? 0 : watch_irq(h);
-	if (!rc)
+	if (!rc && h->dev)
 		rc = ovmc_loop_add(loop, ovmc_dev_fd(h->dev), on_dev, h);
 	if (rc) {
 		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "event loop: %s", ovmc_strerror(rc));
@@ -152,6 +181,7 @@ void drvhost_free(struct drvhost *h)
 		ovmc_loop_del(h->loop, ovmc_dev_fd(h->dev));
 		ovmc_dev_free(h->dev);
 	}
+	ovmc_sock_free(h->sock);
 	if (h->irq_fd >= 0)
 		ovmc_loop_del(h->loop, h->irq_fd);
 	ovmc_drv_free(h->drv);
@@ -170,7 +200,7 @@ void drvhost_platform_lost(struct drvhost *h, const char *why)
 		h->irq_fd = -1;
 	}
 	ovmc_drv_platform_lost(h->drv, ovmc_now_ns());
-	ovmc_dev_flush(h->dev);
+	flush(h);
 }
 
 int drvhost_platform_back(struct drvhost *h, struct ovmc_platform *plat)
@@ -187,7 +217,7 @@ int drvhost_platform_back(struct drvhost *h, struct ovmc_platform *plat)
 	h->lost = false;
 	h->lost_why[0] = '\0';
 	rc = ovmc_drv_start(h->drv, ovmc_now_ns());
-	ovmc_dev_flush(h->dev);
+	flush(h);
 	return rc;
 }
 
@@ -252,5 +282,8 @@ void drvhost_status(struct drvhost *h, FILE *out)
 		(unsigned long long)st.discarded_msgs, (unsigned long long)st.lost_rdma,
 		(unsigned long long)st.send_deferred, (unsigned long long)st.send_queue_peak,
 		(unsigned long long)st.send_failed);
-	ovmc_dev_status(h->dev, out);
+	if (h->dev)
+		ovmc_dev_status(h->dev, out);
+	if (h->sock)
+		ovmc_sock_status(h->sock, out);
 }

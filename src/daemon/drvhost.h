@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The driver host: a driver core (driver.h) on a platform, its device file
- * (src/dev) and their place in the event loop. The platform's interrupt fd
+ * The driver host: a driver core (driver.h) on a platform, its front-ends
+ * (the device file, src/dev; the session socket, src/sock) and their place
+ * in the event loop. The platform's interrupt fd
  * drives ovmc_drv_handle_interrupt(), the device fd drives the FUSE/CUSE
  * requests, an idle hook runs the driver's timers. Open files survive the
  * platform going away and coming back (drvhost_platform_lost/back).
@@ -16,12 +17,15 @@
 
 #include "dev.h"
 #include "loop.h"
+#include "sock.h"
 
 struct drvhost;
 
 struct drvhost_config {
 	struct ovmc_drv_config drv;
 	struct ovmc_dev_config dev;
+	bool no_device;             /* serve no device file (no FUSE) */
+	struct ovmc_sock_config sock; /* sock.path NULL: no session socket */
 	bool trace;          /* one log line per CRQ entry and RDMA, as the driver sees them */
 	const char *capture; /* pcapng file of the driver's side, or NULL */
 	/* The platform is not attached yet: serve the device with the driver
@@ -32,15 +36,17 @@ struct drvhost_config {
 /*
  * Create the driver on `plat` (not owned; it must outlive the host or be
  * declared lost first), start it (probe, INIT) unless cfg->detached, and
- * serve the device.
+ * serve the device and the session socket.
  * Errors are logged. Returns 0, or the negative code of ovmc_drv_new(),
- * ovmc_drv_start(), ovmc_dev_new(), the capture file or the loop.
+ * ovmc_drv_start(), ovmc_dev_new(), ovmc_sock_new(), the capture file or
+ * the loop.
  */
 int drvhost_new(struct ovmc_loop *loop, struct ovmc_platform *plat,
 		const struct drvhost_config *cfg, struct drvhost **out);
 
 /*
- * Unmount the device (closing its files), free the driver. Only once the
+ * Unmount the device, close the session socket (closing their files), free
+ * the driver. Only once the
  * loop no longer runs: its idle hook cannot be removed. NULL is ignored.
  */
 void drvhost_free(struct drvhost *h);

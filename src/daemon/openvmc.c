@@ -36,7 +36,12 @@ static void usage(FILE *out)
 	      "\n"
 	      "  -d, --device PATH        device file to serve (CUSE: /dev/NAME)\n"
 	      "  -m, --mode OCTAL         permissions of the device file (0600)\n"
-	      "  -g, --group NAME|GID     group of the device file\n"
+	      "  -g, --group NAME|GID     group of the device file and the session socket;\n"
+	      "                           its members may use the channel\n"
+	      "  -S, --session-socket PATH|none\n"
+	      "                           the session socket for vmc-run and the client\n"
+	      "                           library (default: the device path + \".sock\")\n"
+	      "  -D, --no-device          serve no device file (no FUSE), only the socket\n"
 	      "  -n, --hmcs N             HMC connections, both sides (1; Linux allows 2; max 255)\n"
 	      "  -p, --pool N             buffers per HMC connection (32)\n"
 	      "  -u, --mtu N              largest message in bytes (4096)\n"
@@ -58,7 +63,7 @@ static void usage(FILE *out)
 
 static const struct opts_program program = {
 	.name = "openvmc",
-	.shortopts = "d:m:g:n:p:u:q:NR:b:c:tw:l:ChV",
+	.shortopts = "d:m:g:n:p:u:q:NR:b:c:tw:l:CDS:hV",
 	.longs = OPTS_CONTROL_GROUP,
 	.usage = usage,
 	.device = true,
@@ -76,7 +81,7 @@ int main(int argc, char **argv)
 	struct ovmc_platform *plat = NULL;
 	struct drvhost *drv = NULL;
 	struct ctl *ctl = NULL;
-	char *dev_path = NULL;
+	char *dev_path = NULL, *sock_path = NULL;
 	int status = 1, rc;
 
 	ovmc_notify_init();
@@ -89,6 +94,9 @@ int main(int argc, char **argv)
 	opts_drv_config(&o, &dc.drv);
 	opts_hv_config(&o, &hc);
 	if (opts_dev_config(&o, &dirs, &dev_path, &dc.dev))
+		goto out;
+	dc.no_device = o.no_device;
+	if (opts_sock_config(&o, &dc.dev, &dc.drv, &sock_path, &dc.sock))
 		goto out;
 
 	/* First: SIGINT/SIGTERM are blocked from here on, so none is lost
@@ -138,6 +146,7 @@ out:
 	hvhost_free(hv);
 	ovmc_loop_free(loop);
 	free(dev_path);
+	free(sock_path);
 	opts_remove_dirs(&dirs);
 	return status;
 }

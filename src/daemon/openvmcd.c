@@ -58,7 +58,12 @@ static void usage(FILE *out)
 	      "  -s, --socket PATH        the hypervisor's socket (" OPTS_DEFAULT_SOCKET ")\n"
 	      "  -d, --device PATH        device file to serve (CUSE: /dev/NAME)\n"
 	      "  -m, --mode OCTAL         permissions of the device file (0600)\n"
-	      "  -g, --group NAME|GID     group of the device file\n"
+	      "  -g, --group NAME|GID     group of the device file and the session socket;\n"
+	      "                           its members may use the channel\n"
+	      "  -S, --session-socket PATH|none\n"
+	      "                           the session socket for vmc-run and the client\n"
+	      "                           library (default: the device path + \".sock\")\n"
+	      "  -D, --no-device          serve no device file (no FUSE), only the socket\n"
 	      "  -n, --hmcs N             HMC connections asked for (1; Linux allows 2; max 255)\n"
 	      "  -p, --pool N             buffers per HMC connection (32)\n"
 	      "  -u, --mtu N              largest message in bytes (4096)\n"
@@ -81,7 +86,7 @@ static void usage(FILE *out)
 
 static const struct opts_program program = {
 	.name = "openvmcd",
-	.shortopts = "s:d:m:g:n:p:u:r:c:tw:l:CfP:hV",
+	.shortopts = "s:d:m:g:n:p:u:r:c:tw:l:CfP:DS:hV",
 	.longs = OPTS_HCALL_TIMEOUT | OPTS_CONTROL_GROUP,
 	.usage = usage,
 	.device = true,
@@ -240,7 +245,7 @@ int main(int argc, char **argv)
 	struct opts_dirs dirs = {0};
 	struct ovmc_loop *loop = NULL;
 	struct ctl *ctl = NULL;
-	char *dev_path = NULL;
+	char *dev_path = NULL, *sock_path = NULL;
 	int status = 1, rc;
 
 	ovmc_notify_init();
@@ -256,6 +261,9 @@ int main(int argc, char **argv)
 	}
 	opts_drv_config(&o, &dc.drv);
 	if (opts_dev_config(&o, &dirs, &dev_path, &dc.dev))
+		goto out;
+	dc.no_device = o.no_device;
+	if (opts_sock_config(&o, &dc.dev, &dc.drv, &sock_path, &dc.sock))
 		goto out;
 	dc.trace = o.trace;
 	dc.capture = o.capture;
@@ -312,6 +320,7 @@ out:
 	ovmc_platform_destroy(a.plat);
 	ovmc_loop_free(loop);
 	free(dev_path);
+	free(sock_path);
 	opts_remove_dirs(&dirs);
 	if (o.pidfile && status == 0)
 		unlink(o.pidfile);

@@ -128,6 +128,8 @@ static const struct option all_longs[] = {
 	{"mode", required_argument, NULL, 'm'},
 	{"group", required_argument, NULL, 'g'},
 	{"cuse", no_argument, NULL, 'C'},
+	{"no-device", no_argument, NULL, 'D'},
+	{"session-socket", required_argument, NULL, 'S'},
 	{"hmcs", required_argument, NULL, 'n'},
 	{"pool", required_argument, NULL, 'p'},
 	{"mtu", required_argument, NULL, 'u'},
@@ -175,6 +177,14 @@ static int one(int c, const char *arg, const struct opts_program *p, struct opts
 		return opts_group(arg, &o->gid) ? 0 : opts_usage_error("unknown group \"%s\"", arg);
 	case 'C':
 		o->cuse = true;
+		return 0;
+	case 'D':
+		o->no_device = true;
+		return 0;
+	case 'S':
+		if (!*arg)
+			return opts_usage_error("%s", "--session-socket takes a path or \"none\"");
+		o->session_socket = arg;
 		return 0;
 	case 'n':
 		return number("hmcs", arg, 1, 255, &o->hmcs);
@@ -273,7 +283,11 @@ int opts_parse(int argc, char **argv, const struct opts_program *p, struct opts 
 		return -1;
 	if (o->dir && (o->device || o->cuse))
 		return opts_usage_error("give DIR or --device/--cuse, not both (%s)", o->dir);
-	if (!o->dir && !o->device && !o->cuse)
+	if (o->no_device && o->cuse)
+		return opts_usage_error("%s", "--no-device and --cuse exclude each other");
+	if (o->no_device && o->session_socket && strcmp(o->session_socket, "none") == 0)
+		return opts_usage_error("%s", "--no-device needs a session socket, not \"none\"");
+	if (!o->dir && !o->device && !o->cuse && !(o->no_device && o->session_socket))
 		return opts_usage_error("%s", "no device: give DIR or --device PATH");
 	if (o->cuse && o->device &&
 	    (strncmp(o->device, "/dev/", 5) != 0 || !o->device[5] || strchr(o->device + 5, '/')))
@@ -331,6 +345,25 @@ int opts_dev_config(const struct opts *o, struct opts_dirs *dirs, char **path,
 		/* opts_parse() made sure a CUSE --device is /dev/NAME. */
 		.cuse_name = o->cuse && o->device ? strrchr(o->device, '/') + 1 : DEVICE_NAME,
 	};
+	return 0;
+}
+
+int opts_sock_config(const struct opts *o, const struct ovmc_dev_config *dev,
+		     const struct ovmc_drv_config *drv, char **path, struct ovmc_sock_config *out)
+{
+	*path = NULL;
+	*out = (struct ovmc_sock_config){
+		.mode = o->mode, .gid = o->gid, .set_gid = o->set_gid, .max_mtu = drv->max_mtu};
+	if (o->session_socket && strcmp(o->session_socket, "none") == 0)
+		return 0;
+	if (o->session_socket)
+		*path = strdup(o->session_socket);
+	else if (dev->cuse ? asprintf(path, "/dev/%s.sock", dev->cuse_name) < 0
+			   : asprintf(path, "%s.sock", dev->path) < 0)
+		*path = NULL;
+	if (!*path)
+		return -ENOMEM;
+	out->path = *path;
 	return 0;
 }
 

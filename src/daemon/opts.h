@@ -17,6 +17,7 @@
 
 #include "dev.h"
 #include "hvhost.h"
+#include "sock.h"
 
 #define OPTS_DEFAULT_SOCKET "/run/openvmc/hv.sock"
 
@@ -25,11 +26,13 @@
  * the subset its `shortopts` names (struct opts_program).
  */
 struct opts {
-	/* the device file: DIR operand, -d, -m, -g, -C */
+	/* the device file: DIR operand, -d, -m, -g, -C, -D */
 	const char *dir, *device;
 	mode_t mode;
 	gid_t gid;
-	bool set_gid, cuse;
+	bool set_gid, cuse, no_device;
+	/* the session socket: -S (NULL: next to the device; "none": none) */
+	const char *session_socket;
 	/* capabilities: -n, -p, -u, -q (0: the core's default) */
 	unsigned long hmcs, pool, mtu, hv_crq;
 	/* the hypervisor: -N, -R, -b */
@@ -86,6 +89,14 @@ void opts_hv_config(const struct opts *o, struct hvhost_config *out);
  */
 int opts_dev_config(const struct opts *o, struct opts_dirs *dirs, char **path,
 		    struct ovmc_dev_config *out);
+/*
+ * The session socket's configuration, after opts_dev_config(): *path (free()
+ * it) is --session-socket, else the device path with ".sock" appended, or
+ * NULL for "none". Returns 0 or -ENOMEM.
+ */
+int opts_sock_config(const struct opts *o, const struct ovmc_dev_config *dev,
+		     const struct ovmc_drv_config *drv, char **path,
+		     struct ovmc_sock_config *out);
 
 /* Name used in messages ("openvmcd"); set once at start. */
 void opts_program(const char *argv0);
