@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -122,6 +123,7 @@ static void daemon_cleanup(void *arg)
 		umount2(d->path, MNT_DETACH);
 	if (d->in_dir || d->dev_absent)
 		unlink(d->path);
+	unlink(d->sock);
 	unlink(d->ctl);
 	if (ovmc_test_failed())
 		print_log(d);
@@ -200,6 +202,8 @@ void spawn_prog(struct daemon *d, const char *prog, const char *const *extra)
 	char ready[160];
 
 	argv[n++] = prog;
+	if (d->sock_only)
+		argv[n++] = "--no-device";
 	if (d->in_dir) {
 		argv[n++] = d->dir;
 	} else {
@@ -211,6 +215,11 @@ void spawn_prog(struct daemon *d, const char *prog, const char *const *extra)
 	for (; extra && *extra && n < 31; extra++)
 		argv[n++] = *extra;
 	argv[n] = NULL;
+	if (d->sock_only) {
+		snprintf(ready, sizeof(ready), "session socket ready at %s", d->sock);
+		spawn_argv(d, argv, ready);
+		return;
+	}
 	snprintf(ready, sizeof(ready), "device ready at %s", d->path);
 	spawn_argv(d, argv, ready);
 	if (!mounted(d->path))
@@ -235,6 +244,7 @@ struct daemon *new_daemon(const char *device)
 		snprintf(d->path, sizeof(d->path), "%s", device);
 		d->dev_absent = !exists(device);
 	}
+	snprintf(d->sock, sizeof(d->sock), "%s.sock", d->path);
 	snprintf(d->ctl, sizeof(d->ctl), "%s/ctl", d->dir);
 	snprintf(d->log, sizeof(d->log), "%s/log", d->dir);
 	return d;
@@ -318,6 +328,51 @@ struct client *client_spawn(const char *const *args)
 	return client_spawn_prog(DEVCLIENT_BIN, args);
 }
 
+static struct {
+	const char *const *prefix;
+	bool drop;
+	uid_t uid;
+	gid_t gid;
+	gid_t group; /* supplementary, 0: none */
+} clients;
+
+void clients_group(gid_t group)
+{
+	clients.group = group;
+}
+
+void clients_via(const char *const *prefix)
+{
+	clients.prefix = prefix;
+}
+
+void clients_as(bool drop, uid_t uid, gid_t gid)
+{
+	clients.drop = drop;
+	clients.uid = uid;
+	clients.gid = gid;
+}
+
+void wait_in_syscall(pid_t pid, long nr, int ms)
+{
+	char path[64], line[256] = "";
+
+	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
+	for (uint64_t end = now_ms() + (uint64_t)ms;; sleep_ms(10)) {
+		FILE *f = fopen(path, "r");
+
+		if (f) {
+			if (!fgets(line, sizeof(line), f))
+				line[0] = '\0';
+			fclose(f);
+			if (atol(line) == nr && line[0] != '-')
+				return;
+		}
+		if (now_ms() > end)
+			FAIL("pid %d not blocked in syscall %ld (%s: %s)", (int)pid, nr, path, line);
+	}
+}
+
 pid_t spawn_piped(const char *const *argv, bool with_stderr, int *out, int *in)
 {
 	int o[2], i[2] = {-1, -1};
@@ -333,6 +388,22 @@ pid_t spawn_piped(const char *const *argv, bool with_stderr, int *out, int *in)
 		if (dup2(o[1], STDOUT_FILENO) < 0 || (with_stderr && dup2(o[1], STDERR_FILENO) < 0) ||
 		    (in && dup2(i[0], STDIN_FILENO) < 0))
 			_exit(127);
+		if (clients.drop &&
+		    (setgroups(clients.group ? 1 : 0, &clients.group) != 0 ||
+		     setgid(clients.gid) != 0 || setuid(clients.uid) != 0))
+			_exit(127);
+		if (clients.prefix) {
+			const char *full[48];
+			int n = 0;
+
+			for (const char *const *p = clients.prefix; *p && n < 32; p++)
+				full[n++] = *p;
+			for (const char *const *p = argv; *p && n < 47; p++)
+				full[n++] = *p;
+			full[n] = NULL;
+			execv(full[0], (char *const *)full);
+			_exit(127);
+		}
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}

@@ -24,6 +24,8 @@ struct daemon {
 	pid_t pid;
 	bool in_dir;     /* the device lives in dir (not --device elsewhere) */
 	bool dev_absent; /* --device path did not exist before the test */
+	bool sock_only;  /* started with --no-device: only the session socket */
+	char sock[136];  /* the session socket: path + ".sock" */
 };
 
 /* The hypervisor daemon: its log and control socket in d, its socket in sockdir. */
@@ -61,8 +63,22 @@ struct hvd *new_hvd(void);
  * as control socket and `extra` arguments; returns once it listens. */
 void spawn_hvd(struct hvd *h, const char *bin, const char *const *extra);
 /* Start a device-serving program (openvmc, openvmcd) on d->path with
- * d->ctl as control socket and `extra` arguments; wait until it is ready. */
+ * d->ctl as control socket and `extra` arguments; wait until it is ready.
+ * With d->sock_only it serves no device file, only d->sock. */
 void spawn_prog(struct daemon *d, const char *prog, const char *const *extra);
+
+/*
+ * How clients (client_spawn, client_spawn_prog) start from now on: with
+ * `prefix` (e.g. vmc-run and its options) before their argv, NULL for none;
+ * and as uid/gid with no supplementary groups when `drop` (the test must
+ * be root).
+ */
+void clients_via(const char *const *prefix);
+void clients_as(bool drop, uid_t uid, gid_t gid);
+/* ... with this one supplementary group (0: none). */
+void clients_group(gid_t group);
+/* Wait until process `pid` is blocked in syscall `nr` (FAIL after ms). */
+void wait_in_syscall(pid_t pid, long nr, int ms);
 
 /*
  * Fork and exec argv[0] (it dies with the test) with its stdout, and its

@@ -223,6 +223,9 @@ static int64_t request(struct ovmc_client *c, enum ovmc_sess_type type, uint32_t
 
 		if (fresh) {
 			rc = ctl_connect(c);
+			/* For anything but stat the device is open: its daemon is gone. */
+			if (rc && type != OVMC_SESS_STAT)
+				rc = -EIO;
 			if (rc)
 				break;
 		}

@@ -332,23 +332,35 @@ EXPORT int creat64(const char *path, mode_t mode)
 
 /* ---- stdio: a stream whose every read and write is one message ---- */
 
+/* The buffer glibc gives a stream on a character device is its st_blksize. */
+#define STREAM_BUF 4096
+
+struct stream {
+	int fd;
+	char buf[STREAM_BUF];
+};
+
 static ssize_t ck_read(void *cookie, char *buf, size_t size)
 {
-	ssize_t n = ovmc_client_read(client, (int)(intptr_t)cookie, buf, size);
+	ssize_t n = ovmc_client_read(client, ((struct stream *)cookie)->fd, buf, size);
 
 	return n < 0 ? fail(n) : n;
 }
 
 static ssize_t ck_write(void *cookie, const char *buf, size_t size)
 {
-	ssize_t n = ovmc_client_write(client, (int)(intptr_t)cookie, buf, size);
+	ssize_t n = ovmc_client_write(client, ((struct stream *)cookie)->fd, buf, size);
 
 	return n < 0 ? fail(n) : n;
 }
 
 static int ck_close(void *cookie)
 {
-	return close((int)(intptr_t)cookie);
+	struct stream *st = cookie;
+	int rc = close(st->fd);
+
+	free(st);
+	return rc;
 }
 
 static int stdio_flags(const char *mode)
@@ -369,21 +381,31 @@ REAL(fopen64, fopen_fn)
 static FILE *fopen_device(const char *mode)
 {
 	cookie_io_functions_t io = {.read = ck_read, .write = ck_write, .close = ck_close};
-	int fd = open_device(stdio_flags(mode));
+	struct stream *st = malloc(sizeof(*st));
+	int fd = st ? open_device(stdio_flags(mode)) : -1;
 	FILE *f;
 
-	if (fd < 0)
+	if (fd < 0) {
+		free(st);
 		return NULL;
-	f = fopencookie((void *)(intptr_t)fd, mode, io);
+	}
+	st->fd = fd;
+	f = fopencookie(st, mode, io);
 	if (!f) {
 		int err = errno;
 
 		close(fd);
+		free(st);
 		errno = err;
 		return NULL;
 	}
-	/* Unbuffered: one fread or fwrite, one message. */
-	setvbuf(f, NULL, _IONBF, 0);
+	/* A page, as on the device (the default MTU); a cookie stream would
+	 * get BUFSIZ, a read above the MTU. */
+	setvbuf(f, st->buf, _IOFBF, sizeof(st->buf));
+	/* fileno() must give the descriptor, for the ioctls: glibc keeps it
+	 * in the stream (cookie streams hold a negative placeholder there)
+	 * and does its I/O through the cookie functions either way. */
+	f->_fileno = fd;
 	return f;
 }
 
