@@ -137,13 +137,13 @@ int drvhost_new(struct ovmc_loop *loop, struct ovmc_platform *plat,
 	}
 	ovmc_drv_set_log_level(h->drv, ovmc_log_get_level());
 	/* Both log their own errors, with the path and the cause. */
-	if (cfg->sock.path) {
-		rc = ovmc_sock_new(loop, &cfg->sock, h->drv, &h->sock);
+	if (!cfg->no_device) {
+		rc = ovmc_dev_new(&cfg->dev, h->drv, &h->dev);
 		if (rc)
 			goto fail;
 	}
-	if (!cfg->no_device) {
-		rc = ovmc_dev_new(&cfg->dev, h->drv, &h->dev);
+	if (cfg->sock.path) {
+		rc = ovmc_sock_new(loop, &cfg->sock, h->drv, &h->sock);
 		if (rc)
 			goto fail;
 	}
