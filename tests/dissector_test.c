@@ -489,8 +489,8 @@ TEST(router_backend_capture_decodes_with_its_error_as_only_expert_info)
 		CHECK(sim_wait(s, f, POLLIN, 5 * SIM_S));
 		CHECK(sim_read(s, f, back, sizeof(back)) >= 32);
 	}
-	CHECK_EQ(ovmc_capture_close(wr->w), 0);
-	wr->w = NULL;
+	/* Every record is written as it happens: the file is whole while the
+	 * simulation, which still traces into it until it is freed, goes on. */
 	frames(path, "openvmc.router", got, sizeof(got));
 	for (const char *p = got; (p = strchr(p, ',')); p++)
 		items++;
