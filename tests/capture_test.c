@@ -6,6 +6,7 @@
  */
 #include "harness.h"
 #include "sim.h"
+#include "tshark.h"
 
 #include <openvmc/capture.h>
 #include <openvmc/router.h>
@@ -224,64 +225,15 @@ TEST(partition_side_capture_matches_hypervisor_side)
 /* Run tshark with the dissector; returns its stdout (caller frees). */
 static char *tshark(const char *file, const char *const *fields, size_t nfields)
 {
-	const char *argv[64];
-	size_t argc = 0, cap = 1 << 16, len = 0;
-	char lua[256], *out = malloc(cap);
-	int pipefd[2], status;
-	pid_t pid, parent = getpid();
+	const char *args[48] = {"-T", "fields", "-E", "separator=,"};
+	size_t n = 4;
 
-	CHECK(out);
-	snprintf(lua, sizeof(lua), "lua_script:%s/dissector/openvmc.lua", OVMC_SOURCE_DIR);
-	argv[argc++] = "tshark";
-	argv[argc++] = "-X";
-	argv[argc++] = lua;
-	argv[argc++] = "-r";
-	argv[argc++] = file;
-	argv[argc++] = "-T";
-	argv[argc++] = "fields";
-	argv[argc++] = "-E";
-	argv[argc++] = "separator=,";
-	for (size_t i = 0; i < nfields; i++) {
-		argv[argc++] = "-e";
-		argv[argc++] = fields[i];
+	for (size_t i = 0; i < nfields && n + 2 < 48; i++) {
+		args[n++] = "-e";
+		args[n++] = fields[i];
 	}
-	argv[argc] = NULL;
-	CHECK_EQ(pipe(pipefd), 0);
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		int devnull;
-
-		ovmc_test_die_with_parent(parent);
-		devnull = open("/dev/null", O_WRONLY);
-		dup2(pipefd[1], STDOUT_FILENO);
-		dup2(devnull, STDERR_FILENO);
-		close(pipefd[0]);
-		execvp("tshark", (char *const *)argv);
-		_exit(127);
-	}
-	close(pipefd[1]);
-	for (;;) {
-		ssize_t n;
-
-		if (len + 1 == cap) {
-			cap *= 2;
-			out = realloc(out, cap);
-			CHECK(out);
-		}
-		n = read(pipefd[0], out + len, cap - len - 1);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	out[len] = 0;
-	close(pipefd[0]);
-	CHECK_EQ(waitpid(pid, &status, 0), pid);
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		free(out);
-		FAIL("tshark failed (status %d): is the tshark package installed?", status);
-	}
-	return out;
+	args[n] = NULL;
+	return ovmc_tshark(OVMC_SOURCE_DIR, file, args);
 }
 
 /* Split a tshark line at its commas into at most n fields. */

@@ -8,15 +8,13 @@
  */
 #include "harness.h"
 #include "sim.h"
+#include "tshark.h"
 
 #include <openvmc/capture.h>
 #include <openvmc/router.h>
 
-#include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 struct cap {
@@ -157,59 +155,7 @@ static size_t router_msg(uint8_t *m, uint32_t token, uint16_t op, uint8_t flags,
 	return 32 + dlen;
 }
 
-/*
- * tshark -r FILE with the source tree's dissector and `args`; its stdout
- * (caller frees). FAILs when tshark fails.
- */
-static char *tshark(const char *file, const char *const *args)
-{
-	const char *argv[48] = {"tshark", "-X", NULL, "-r", file};
-	char lua[256], *out;
-	size_t argc = 5, len = 0, cap = 1 << 16;
-	int pipefd[2], status;
-	pid_t pid, parent = getpid();
-
-	snprintf(lua, sizeof(lua), "lua_script:%s/dissector/openvmc.lua", OVMC_SOURCE_DIR);
-	argv[2] = lua;
-	for (; *args && argc < 47; args++)
-		argv[argc++] = *args;
-	argv[argc] = NULL;
-	out = malloc(cap);
-	CHECK(out);
-	CHECK_EQ(pipe(pipefd), 0);
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		int devnull;
-
-		ovmc_test_die_with_parent(parent);
-		devnull = open("/dev/null", O_WRONLY);
-		dup2(pipefd[1], STDOUT_FILENO);
-		dup2(devnull, STDERR_FILENO);
-		close(pipefd[0]);
-		execvp("tshark", (char *const *)argv);
-		_exit(127);
-	}
-	close(pipefd[1]);
-	for (ssize_t n; (n = read(pipefd[0], out + len, cap - len - 1)) > 0;) {
-		len += (size_t)n;
-		if (len + 1 == cap) {
-			cap *= 2;
-			out = realloc(out, cap);
-			CHECK(out);
-		}
-	}
-	out[len] = '\0';
-	close(pipefd[0]);
-	CHECK_EQ(waitpid(pid, &status, 0), pid);
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		free(out);
-		FAIL("tshark failed (status 0x%x): is the tshark package installed?", status);
-	}
-	return out;
-}
-
-#define TSHARK(file, ...) tshark((file), (const char *const[]){__VA_ARGS__, NULL})
+#define TSHARK(file, ...) ovmc_tshark(OVMC_SOURCE_DIR, (file), (const char *const[]){__VA_ARGS__, NULL})
 
 /* The frame numbers a display filter selects, as "1,4,5". */
 static void frames(const char *file, const char *filter, char *buf, size_t size)
