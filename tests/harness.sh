@@ -32,10 +32,13 @@ ovmc_run_deferred() {
 
 # scratch VAR: a private directory in VAR, removed when the test ends.
 # (Not $(scratch): the clean-up would be deferred in the subshell.)
+# The test holds it open, so that scripts/test.sh's sweep of /tmp/ovmc-*
+# (another run's, maybe) leaves it.
 scratch() {
-	local ovmc_dir
+	local ovmc_dir ovmc_fd
 	ovmc_dir=$(mktemp -d "/tmp/ovmc-${OVMC_SH_MODULE:-sh}.XXXXXX") || fail "mktemp"
-	defer "rm -rf --one-file-system -- '$ovmc_dir'"
+	exec {ovmc_fd}<"$ovmc_dir"
+	defer "exec $ovmc_fd<&-; rm -rf --one-file-system -- '$ovmc_dir'"
 	printf -v "$1" '%s' "$ovmc_dir"
 }
 
