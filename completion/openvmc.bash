@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-# bash completion for vmcctl, openvmc, openvmcd and openvmc-hvd.
+# bash completion for vmcctl, openvmc, openvmcd, openvmc-hvd and vmc-run.
 #
 # Commands and options are read from the programs' own --help at the
 # moment of completion (`vmcctl --help`, `vmcctl hv --help`, `vmcctl hv
@@ -25,6 +25,39 @@ _ovmc_parse_commands() {
 	sed -nE 's/^  ([a-z][a-z0-9-]*)( .*)?$/\1/p'
 }
 
+# vmc-run [options] PROGRAM [ARGS...]: after its options, a command name,
+# then what that command completes (ours: by their --help; others: files).
+# Returns 1 while the cursor is still among vmc-run's own options.
+_ovmc_wrapped() {
+	local i w n=${#words[@]}
+	for ((i = 1; i < n; i++)); do
+		w=${words[i]}
+		if [[ $w == -* ]]; then
+			[[ $w == *=* ]] && continue
+			_ovmc_parse_opts <<<"$1" | awk -v w="$w" '($1 == w || $2 == w) && $3 != "" { f = 1 } END { exit !f }' &&
+				((i++))
+			continue
+		fi
+		# words[i] is PROGRAM: hand the rest of the line to it.
+		case $w in
+		vmcctl | openvmc | openvmcd | openvmc-hvd)
+			local rest=${line#*[[:space:]]"$w"}
+			COMP_LINE="$w$rest"
+			COMP_POINT=${#COMP_LINE}
+			COMP_WORDS=("$w" "${COMP_WORDS[@]:COMP_CWORD}")
+			COMP_CWORD=1
+			_ovmc_complete
+			;;
+		*) mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
+		esac
+		return 0
+	done
+	[[ $cur == -* ]] && return 1
+	# The cursor is on PROGRAM.
+	mapfile -t COMPREPLY < <(compgen -c -- "$cur")
+	return 0
+}
+
 _ovmc_complete() {
 	local prog=${COMP_WORDS[0]} line cur i w help opts cmds
 	local -a words=() path=() reply=()
@@ -35,6 +68,9 @@ _ovmc_complete() {
 	[[ $line =~ [[:space:]]$ ]] || { cur=${words[${#words[@]}-1]}; unset 'words[${#words[@]}-1]'; }
 
 	help=$("$prog" --help 2>/dev/null) || return 0
+	if [[ $prog == vmc-run ]] && _ovmc_wrapped "$help"; then
+		return 0
+	fi
 	# Walk the typed words: commands deepen the help, options skip their
 	# argument.
 	for ((i = 1; i < ${#words[@]}; i++)); do
@@ -67,7 +103,7 @@ _ovmc_complete() {
 		SPEC) mapfile -t reply < <(compgen -W "$_ovmc_backends" -- "$cur") ;;
 		*GID* | GRP | GROUP) mapfile -t reply < <(compgen -g -- "$cur") ;;
 		DIR) mapfile -t reply < <(compgen -d -- "$cur") ;;
-		PATH | FILE) mapfile -t reply < <(compgen -f -- "$cur") ;;
+		PATH | FILE | LIB) mapfile -t reply < <(compgen -f -- "$cur") ;;
 		esac
 	elif [[ $cur == -* ]]; then
 		mapfile -t reply < <(compgen -W "$(awk '{ print $2; if ($1 != "-") print $1 }' <<<"$opts")" -- "$cur")
@@ -90,4 +126,4 @@ _ovmc_complete() {
 	return 0
 }
 
-complete -F _ovmc_complete vmcctl openvmc openvmcd openvmc-hvd
+complete -F _ovmc_complete vmcctl openvmc openvmcd openvmc-hvd vmc-run

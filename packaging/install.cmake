@@ -91,7 +91,7 @@ install(FILES dissector/openvmc.lua DESTINATION ${OVMC_WIRESHARK_LUA_DIR})
 # bash completion, one file per program name as bash-completion looks it up.
 set(OVMC_BASH_COMPLETION_DIR ${CMAKE_INSTALL_DATADIR}/bash-completion/completions CACHE STRING
     "bash-completion's folder (relative to the prefix)")
-foreach(prog vmcctl openvmc openvmcd openvmc-hvd)
+foreach(prog vmcctl openvmc openvmcd openvmc-hvd vmc-run)
   install(FILES completion/openvmc.bash DESTINATION ${OVMC_BASH_COMPLETION_DIR} RENAME ${prog})
 endforeach()
 

@@ -6,7 +6,7 @@
 # Environment: OVMC_SOURCE_DIR, OVMC_BUILD_DIR.
 
 src=$OVMC_SOURCE_DIR
-PATH=$OVMC_BUILD_DIR/src/tools:$OVMC_BUILD_DIR/src/daemon:$PATH
+PATH=$OVMC_BUILD_DIR/src/tools:$OVMC_BUILD_DIR/src/daemon:$OVMC_BUILD_DIR/src/preload:$PATH
 # shellcheck source=completion/openvmc.bash
 . "$src/completion/openvmc.bash"
 
@@ -49,7 +49,7 @@ help_longopts() {
 
 test_registered_for_every_program() {
 	local p
-	for p in vmcctl openvmc openvmcd openvmc-hvd; do
+	for p in vmcctl openvmc openvmcd openvmc-hvd vmc-run; do
 		complete -p "$p" | grep -q -- '-F _ovmc_complete' || fail "$p has no completion"
 	done
 }
@@ -75,7 +75,7 @@ test_vmcctl_completes_the_options_of_the_command_typed() {
 
 test_every_option_of_every_help_is_offered() {
 	local p c got
-	for p in openvmc openvmcd openvmc-hvd "vmcctl" "vmcctl open" "vmcctl pipe" "vmcctl status" \
+	for p in openvmc openvmcd openvmc-hvd vmc-run "vmcctl" "vmcctl open" "vmcctl pipe" "vmcctl status" \
 		"vmcctl hv" "vmcctl hv send" "vmcctl hv restart" "vmcctl hv sessions" "vmcctl trace"; do
 		# shellcheck disable=SC2086 # p is a program and its commands
 		c=$($p --help | help_longopts)
@@ -99,6 +99,15 @@ test_option_values_complete_by_kind() {
 	expect "openvmc --group roo" root
 	# A value nobody can guess: nothing rather than files.
 	expect "openvmc --hmcs "
+}
+
+test_vmc_run_completes_its_options_a_command_then_that_command() {
+	expect "vmc-run --so" --socket
+	expect "vmc-run --preload $OVMC_BUILD_DIR/src/preload/libopenvmc-pre" \
+		"$OVMC_BUILD_DIR/src/preload/libopenvmc-preload.so"
+	complete_line "vmc-run vmcct" | grep -qx vmcctl || fail "vmc-run does not offer the command vmcctl"
+	expect "vmc-run -d /dev/null vmcctl hv " send restart sessions
+	expect "vmc-run vmcctl open --hmc" --hmc-id --hmc-id-hex
 }
 
 # The two value lists the script keeps are the ones --help documents.

@@ -51,7 +51,7 @@ test_destdir_tree_holds_library_headers_pc_config_docs() {
 		"$OVMC_DOCDIR/LICENSES/LGPL-2.1-or-later.txt" "$OVMC_DOCDIR/LICENSES/GPL-2.0-or-later.txt"; do
 		[ -e "$dest$f" ] || fail "$f not installed"
 	done
-	for f in vmcctl openvmc openvmcd openvmc-hvd; do
+	for f in vmcctl openvmc openvmcd openvmc-hvd vmc-run; do
 		cmp -s "$src/completion/openvmc.bash" "$dest$OVMC_PREFIX/share/bash-completion/completions/$f" ||
 			fail "bash completion for $f not installed"
 	done
