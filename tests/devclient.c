@@ -1104,6 +1104,54 @@ static int do_lengths(const char *path, char **args)
 	return 0;
 }
 
+/*
+ * ID: round trips (echo backend) until one fails, as an application sees a
+ * fault of the channel; prints "running" after the first one, then the
+ * failed call and its errno. Exit 0 if the errno is one a reset or a gone
+ * daemon gives (EBADFD, EIO; ENOTCONN, or ECONNABORTED for a call in flight
+ * when the FUSE daemon dies), 1 otherwise.
+ */
+static int do_churn(const char *path, char **args)
+{
+	uint8_t out[512], in[512];
+	int fd = open_session(path, args[0], O_RDWR);
+	long i;
+	int err;
+
+	if (fd < 0 || round_trip(fd, 8, 21, NULL))
+		return 1;
+	printf("running\n");
+	fflush(stdout);
+	for (i = 0;; i++) {
+		size_t len = 1 + (size_t)(i * 37) % sizeof(out);
+		ssize_t n;
+
+		fill(out, len, (unsigned)i);
+		n = write(fd, out, len);
+		if (n < 0 && errno == EBUSY) {
+			sleep_ms(1);
+			continue;
+		}
+		if (n != (ssize_t)len) {
+			err = errno;
+			printf("write %s after %ld round trips\n", n < 0 ? ename(err) : "short", i);
+			break;
+		}
+		n = read(fd, in, sizeof(in));
+		if (n < 0) {
+			err = errno;
+			printf("read %s after %ld round trips\n", ename(err), i);
+			break;
+		}
+		if (n != (ssize_t)len || memcmp(in, out, len) != 0)
+			return fail("round trip %ld: %zd bytes back for %zu, or other bytes", i, n,
+				    len);
+	}
+	fflush(stdout);
+	close(fd);
+	return err == EBADFD || err == EIO || err == ENOTCONN || err == ECONNABORTED ? 0 : 1;
+}
+
 /* ID COUNT: COUNT times a 200-byte message read with a 10-byte buffer. */
 static int do_shortreads(const char *path, char **args)
 {
@@ -1173,6 +1221,7 @@ static const struct {
 	{"exhaust", 1, "ID", do_exhaust},
 	{"lengths", 1, "ID", do_lengths},
 	{"shortreads", 2, "ID COUNT", do_shortreads},
+	{"churn", 1, "ID", do_churn},
 	{"notready", 1, "ID", do_notready},
 };
 

@@ -305,3 +305,211 @@ TEST(silent_control_clients_do_not_lock_out_status_and_are_closed)
 	stop_daemon(d, SIGTERM);
 	CHECK(log_has(d, from, "more lines like \"16 connections: closed the oldest"));
 }
+
+/* ---- fault loops: kill or stop a daemon under traffic, count what it holds ---- */
+
+/* Cycles of each loop: a few in the suite, OVMC_FAULT_CYCLES for the long run. */
+static unsigned cycles(void)
+{
+	const char *env = getenv("OVMC_FAULT_CYCLES");
+	long n = env ? atol(env) : 0;
+
+	return n > 0 ? (unsigned)n : 8;
+}
+
+static unsigned count_lines(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	unsigned n = 0;
+	int ch;
+
+	if (!f)
+		FAIL("%s: %s", path, strerror(errno));
+	while ((ch = getc(f)) != EOF)
+		n += ch == '\n';
+	fclose(f);
+	return n;
+}
+
+static long rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	FILE *f;
+	long kb = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		FAIL("%s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* What a daemon holds: descriptors, mappings, resident memory; and the mounts. */
+struct holdings {
+	int fds;
+	unsigned maps, mounts;
+	long rss_kb;
+};
+
+static struct holdings holdings_of(pid_t pid)
+{
+	char maps[64];
+
+	snprintf(maps, sizeof(maps), "/proc/%d/maps", (int)pid);
+	return (struct holdings){.fds = fd_count(pid),
+				 .maps = count_lines(maps),
+				 .mounts = count_lines("/proc/self/mountinfo"),
+				 .rss_kb = rss_kb(pid)};
+}
+
+/* RSS may move with the allocator's arenas; growth per cycle may not. */
+#define RSS_SLACK_KB 1024
+
+static void holdings_flat(const char *who, const struct holdings *a, const struct holdings *b,
+			  unsigned cycle)
+{
+	/* The long run (scripts/soak.sh) reports what it measured. */
+	if (getenv("OVMC_FAULT_CYCLES") && cycle + 1 == cycles() + 1)
+		fprintf(stderr,
+			"%s after %u cycles: fds %d -> %d, maps %u -> %u, mounts %u -> %u, "
+			"rss %ld -> %ld kB\n",
+			who, cycle, a->fds, b->fds, a->maps, b->maps, a->mounts, b->mounts,
+			a->rss_kb, b->rss_kb);
+	if (a->fds != b->fds || a->maps != b->maps || a->mounts != b->mounts ||
+	    b->rss_kb > a->rss_kb + RSS_SLACK_KB)
+		FAIL("%s after cycle %u: fds %d -> %d, maps %u -> %u, mounts %u -> %u, "
+		     "rss %ld -> %ld kB",
+		     who, cycle, a->fds, b->fds, a->maps, b->maps, a->mounts, b->mounts, a->rss_kb,
+		     b->rss_kb);
+}
+
+/* Two sessions busy with round trips; returns once both run. */
+static void two_sessions(const struct daemon *d, unsigned cycle, struct client *c[2])
+{
+	for (int k = 0; k < 2; k++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "HMC-CHURN-%u-%d", cycle, k);
+		c[k] = SPAWN("churn", d->path, id);
+	}
+	for (int k = 0; k < 2; k++)
+		client_expect(c[k], "running", READY_TIMEOUT_MS);
+}
+
+/* Each application heard the documented errno, within the bound. */
+static void both_told(struct client *c[2], const char *errnos, int ms)
+{
+	for (int k = 0; k < 2; k++) {
+		char out[512];
+
+		client_read(c[k], out, sizeof(out), ms);
+		if (client_wait(c[k], ms) != 0)
+			FAIL("session %d did not end with %s: \"%s\"", k, errnos, out);
+	}
+}
+
+static void new_session_works(const struct daemon *d, unsigned cycle)
+{
+	char id[32], out[512];
+
+	snprintf(id, sizeof(id), "HMC-NEW-%u", cycle);
+	CLIENT_OUT(out, "echo", d->path, id, "1", "64");
+	CHECK(strstr(out, "echoed 1..64"));
+}
+
+TEST(hvd_killed_under_traffic_again_and_again_openvmcd_reattaches_and_holds_nothing_more)
+{
+	struct hvd *h = hvd(ARGS("--hmcs", "2"));
+	struct daemon *d = drv(h, ARGS("--hmcs", "2"));
+	struct holdings base = {0}, now;
+	unsigned n = cycles() + 1;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct client *c[2];
+
+		two_sessions(d, i, c);
+		stop_daemon(h->d, SIGKILL);
+		both_told(c, "EBADFD or EIO", PROMPT_MS);
+		/* Not the log: its repeated lines are rate-limited. */
+		ctl_wait(d, "status", "platform lost", PROMPT_MS);
+		spawn_hvd(h, HVD_BIN, ARGS("--hmcs", "2"));
+		ctl_wait(d, "status", "driver: state ready (3)", REATTACH_MS);
+		new_session_works(d, i);
+		now = holdings_of(d->pid);
+		/* The first cycle is the warm-up: the baseline is after it. */
+		if (i == 0)
+			base = now;
+		else
+			holdings_flat("openvmcd", &base, &now, i);
+	}
+}
+
+TEST(openvmcd_killed_under_traffic_again_and_again_the_hypervisor_holds_nothing_more)
+{
+	struct hvd *h = hvd(ARGS("--hmcs", "2"));
+	struct daemon *d = drv(h, ARGS("--hmcs", "2"));
+	struct holdings base = {0}, now;
+	unsigned n = cycles() + 1;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct client *c[2];
+
+		two_sessions(d, i, c);
+		stop_daemon(d, SIGKILL);
+		/* The FUSE connection is gone with its daemon. */
+		both_told(c, "ENOTCONN or ECONNABORTED", PROMPT_MS);
+		ctl_wait(h->d, "sessions", "no VMC", PROMPT_MS);
+		for (uint64_t end = now_ms() + PROMPT_MS; mounted(d->path); sleep_ms(10))
+			if (now_ms() > end)
+				FAIL("%s still mounted after openvmcd was killed", d->path);
+		start_drv(d, h, ARGS("--hmcs", "2"));
+		new_session_works(d, i);
+		now = holdings_of(h->d->pid);
+		if (i == 0)
+			base = now;
+		else
+			holdings_flat("openvmc-hvd", &base, &now, i);
+	}
+}
+
+TEST(hvd_stopped_and_continued_again_and_again_openvmcd_never_waits_and_holds_nothing_more)
+{
+	struct hvd *h = hvd(ARGS("--hmcs", "2"));
+	struct daemon *d = drv(h, ARGS("--hmcs", "2"));
+	struct holdings base = {0}, now, hv_base = {0}, hv_now;
+	unsigned n = cycles() + 1;
+
+	ovmc_test_defer(cont_cleanup, h->d);
+	for (unsigned i = 0; i < n; i++) {
+		struct client *c[2];
+		char out[512];
+		uint64_t t0;
+
+		two_sessions(d, i, c);
+		CHECK_EQ(kill(h->d->pid, SIGSTOP), 0);
+		/* The round trips in flight meet the hcall deadline. */
+		both_told(c, "EBADFD or EIO", PROMPT_MS + HCALL_TIMEOUT_MS);
+		ctl_wait(d, "status", "platform lost", PROMPT_MS);
+		t0 = now_ms();
+		CHECK_EQ(timed_client(ARGS("query", d->path), out, sizeof(out), PROMPT_MS), 0);
+		CHECK(strstr(out, "state 0 "));
+		ctl(d, "status", out, sizeof(out));
+		CHECK(now_ms() - t0 < PROMPT_MS);
+		CHECK_EQ(kill(h->d->pid, SIGCONT), 0);
+		ctl_wait(d, "status", "driver: state ready (3)", REATTACH_MS);
+		new_session_works(d, i);
+		now = holdings_of(d->pid);
+		hv_now = holdings_of(h->d->pid);
+		if (i == 0) {
+			base = now;
+			hv_base = hv_now;
+		} else {
+			holdings_flat("openvmcd", &base, &now, i);
+			holdings_flat("openvmc-hvd", &hv_base, &hv_now, i);
+		}
+	}
+}

@@ -19,7 +19,7 @@ struct deferred {
 	void *arg;
 };
 
-#define MAX_DEFERRED 64
+#define MAX_DEFERRED 4096
 static struct deferred deferred[MAX_DEFERRED];
 static int n_deferred;
 
