@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # The test command: install dependencies, build twice (plain, and with
 # AddressSanitizer + UndefinedBehaviorSanitizer), run the whole suite in
-# both, build and try the Debian packages (scripts/packages.sh), and end
+# both, run every fuzz target for a short time (a clang build), build and
+# try the Debian packages (scripts/packages.sh), and end
 # with one line "N passed, N failed".
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -92,6 +93,9 @@ run_guest() {
 }
 run_suite plain build || total_fail=$((total_fail + 1))
 run_suite sanitized build-asan -DOVMC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug || total_fail=$((total_fail + 1))
+# Every fuzz target for a short fixed time (fuzz/CMakeLists.txt), one test each.
+run_suite fuzz build-fuzz -DCMAKE_C_COMPILER=clang -DOVMC_FUZZ=ON -DOVMC_BUILD_TESTS=OFF \
+	-DOVMC_FUZZ_SECONDS=20 || total_fail=$((total_fail + 1))
 # The Debian packages: built (without their own run of the suite, which
 # just ran twice), lintian, installed, the demo from the installed programs.
 echo "=== packages ==="

@@ -472,6 +472,8 @@ static void execute(struct ctl *c, struct conn *k, char *line)
 		break;
 	}
 	fclose(bf);
+	if (rc == STREAM && k->fd < 0)
+		rc = fail(&e, -EOPNOTSUPP, "trace needs a connection");
 	if (rc == STREAM && trace_start(c, k)) {
 		free(body);
 		ovmc_log(OVMC_LOG_DEBUG, COMPONENT, "%s: streaming", name);
@@ -721,6 +723,33 @@ static uint64_t on_idle(void *arg, uint64_t now)
 		}
 	}
 	return next;
+}
+
+int ctl_request(struct ctl *c, const char *line, size_t len, bool admin, char **reply,
+		size_t *reply_len)
+{
+	struct conn k = {.fd = -1, .admin = admin, .pid = getpid(), .uid = geteuid()};
+	char *buf;
+
+	*reply = NULL;
+	*reply_len = 0;
+	if (len > MAX_REQUEST) {
+		*reply = strdup("error E2BIG: request too long\n");
+		*reply_len = *reply ? strlen(*reply) : 0;
+		return *reply ? 0 : -ENOMEM;
+	}
+	buf = malloc(len + 1);
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, line, len);
+	buf[len] = '\0';
+	/* As a connection: the request is the text before the first newline. */
+	buf[strcspn(buf, "\n")] = '\0';
+	execute(c, &k, buf);
+	free(buf);
+	*reply = k.out;
+	*reply_len = k.out_len;
+	return k.out ? 0 : -ENOMEM;
 }
 
 /* ---- life cycle ---- */

@@ -55,6 +55,15 @@ struct ctl_targets {
  */
 int ctl_new(struct ovmc_loop *loop, const char *path, const struct ctl_targets *targets,
 	    struct ctl **out);
+/*
+ * Run one request as a connection from a peer that may (`admin`) or may
+ * not change things would, without a socket: the whole reply, malloc'ed,
+ * in *reply (free() it). "trace" needs a connection and is refused. For
+ * tests and fuzzing. Returns 0 or -ENOMEM.
+ */
+int ctl_request(struct ctl *c, const char *line, size_t len, bool admin, char **reply,
+		size_t *reply_len);
+
 /* Close every connection and remove the socket. Only once the loop no
  * longer runs, and before the targets are freed. NULL is ignored. */
 void ctl_free(struct ctl *c);

@@ -449,8 +449,11 @@ void opts_daemon_ready(const char *pidfile)
 		bool bad = !f;
 
 		/* Closed even when the write failed: no stream is left behind. */
-		if (f)
-			bad = (fprintf(f, "%d\n", (int)getpid()) < 0) | (fclose(f) != 0);
+		if (f) {
+			bad = fprintf(f, "%d\n", (int)getpid()) < 0;
+			if (fclose(f) != 0)
+				bad = true;
+		}
 		if (bad)
 			ovmc_log(OVMC_LOG_WARN, "main", "cannot write %s: %s", pidfile,
 				 strerror(errno));
