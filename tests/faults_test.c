@@ -348,21 +348,39 @@ static long rss_kb(pid_t pid)
 	return kb;
 }
 
-/* What a daemon holds: descriptors, mappings, resident memory; and the mounts. */
+/* Mounts at or under `dir` (other tests mount and unmount elsewhere meanwhile). */
+static unsigned mounts_under(const char *dir)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char line[4096], mp[4096];
+	size_t len = strlen(dir);
+	unsigned n = 0;
+
+	if (!f)
+		FAIL("mountinfo: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && strncmp(mp, dir, len) == 0 &&
+		    (mp[len] == '\0' || mp[len] == '/'))
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* What a daemon holds: descriptors, mappings, resident memory; and its mounts. */
 struct holdings {
 	int fds;
 	unsigned maps, mounts;
 	long rss_kb;
 };
 
-static struct holdings holdings_of(pid_t pid)
+static struct holdings holdings_of(pid_t pid, const struct daemon *dev)
 {
 	char maps[64];
 
 	snprintf(maps, sizeof(maps), "/proc/%d/maps", (int)pid);
 	return (struct holdings){.fds = fd_count(pid),
 				 .maps = count_lines(maps),
-				 .mounts = count_lines("/proc/self/mountinfo"),
+				 .mounts = mounts_under(dev->dir),
 				 .rss_kb = rss_kb(pid)};
 }
 
@@ -439,7 +457,7 @@ TEST(hvd_killed_under_traffic_again_and_again_openvmcd_reattaches_and_holds_noth
 		spawn_hvd(h, HVD_BIN, ARGS("--hmcs", "2"));
 		ctl_wait(d, "status", "driver: state ready (3)", REATTACH_MS);
 		new_session_works(d, i);
-		now = holdings_of(d->pid);
+		now = holdings_of(d->pid, d);
 		/* The first cycle is the warm-up: the baseline is after it. */
 		if (i == 0)
 			base = now;
@@ -468,7 +486,7 @@ TEST(openvmcd_killed_under_traffic_again_and_again_the_hypervisor_holds_nothing_
 				FAIL("%s still mounted after openvmcd was killed", d->path);
 		start_drv(d, h, ARGS("--hmcs", "2"));
 		new_session_works(d, i);
-		now = holdings_of(h->d->pid);
+		now = holdings_of(h->d->pid, d);
 		if (i == 0)
 			base = now;
 		else
@@ -502,8 +520,8 @@ TEST(hvd_stopped_and_continued_again_and_again_openvmcd_never_waits_and_holds_no
 		CHECK_EQ(kill(h->d->pid, SIGCONT), 0);
 		ctl_wait(d, "status", "driver: state ready (3)", REATTACH_MS);
 		new_session_works(d, i);
-		now = holdings_of(d->pid);
-		hv_now = holdings_of(h->d->pid);
+		now = holdings_of(d->pid, d);
+		hv_now = holdings_of(h->d->pid, d);
 		if (i == 0) {
 			base = now;
 			hv_base = hv_now;
