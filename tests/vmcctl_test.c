@@ -1180,3 +1180,45 @@ TEST(live_hv_send_reaches_a_blocked_open)
 	CHECK_STATUS(r, 1);
 	CHECK_HAS(r->err, "ENOTCONN");
 }
+
+/* ---- through the session socket: no device file, no FUSE, no root ---- */
+
+static struct daemon *socket_daemon(void)
+{
+	struct daemon *d = new_daemon(NULL);
+
+	d->sock_only = true;
+	spawn_prog(d, OPENVMC_BIN, NULL);
+	return d;
+}
+
+TEST(socket_option_reaches_a_daemon_without_a_device_file)
+{
+	struct daemon *d = socket_daemon();
+	struct run *r = RUN("--socket", d->sock, "query", "--wait-ready");
+
+	CHECK_STATUS(r, 0);
+	CHECK_HAS(r->out, "state: ready (3)");
+	r = RUN("--socket", d->sock, "open", "--hmc-id", "test", "--message", "hello", "--expect",
+		"1");
+	CHECK_STATUS(r, 0);
+	CHECK_EQ(r->out_len, 5);
+	CHECK_MEM(r->out, "hello", 5);
+	r = run_env("one\ntwo\n", NULL, ARGS("--socket", d->sock, "pipe", "--hmc-id", "test"));
+	CHECK_STATUS(r, 0);
+	CHECK_STR(r->out, "one\ntwo\n");
+}
+
+TEST(missing_device_file_falls_back_to_its_session_socket)
+{
+	struct daemon *d = socket_daemon();
+	struct run *r = RUN("-d", d->path, "open", "--hmc-id", "test", "--message", "fallback");
+
+	CHECK(!exists(d->path));
+	CHECK_STATUS(r, 0);
+	CHECK_MEM(r->out, "fallback", 8);
+	stop_daemon(d, SIGKILL);
+	r = RUN("--socket", d->sock, "query");
+	CHECK_STATUS(r, 1);
+	CHECK_HAS(r->err, "open session socket");
+}

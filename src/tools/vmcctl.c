@@ -23,7 +23,7 @@
 
 static void usage(FILE *f)
 {
-	fputs("Usage: vmcctl [-d PATH] COMMAND [OPTIONS] [ARGS]\n"
+	fputs("Usage: vmcctl [-d PATH | --socket PATH] COMMAND [OPTIONS] [ARGS]\n"
 	      "Client of an ibmvmc device (Virtual Management Channel) and of openvmc\n"
 	      "control sockets.\n"
 	      "\n"
@@ -39,7 +39,10 @@ static void usage(FILE *f)
 	      "  trace [-c PATH] [--count N]   print the channel's traffic as it happens\n"
 	      "\n"
 	      "Options:\n"
-	      "  -d, --device PATH   device file (default: $OPENVMC_DEVICE, else /dev/ibmvmc)\n"
+	      "  -d, --device PATH   device file (default: $OPENVMC_DEVICE, else /dev/ibmvmc);\n"
+	      "                      without it, its session socket PATH.sock if there\n"
+	      "      --socket PATH   reach the driver through this session socket of\n"
+	      "                      openvmc or openvmcd instead (no device file needed)\n"
 	      "  -h, --help          show this help and exit\n"
 	      "  -V, --version       show the version and exit\n"
 	      "\n"
@@ -72,6 +75,7 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"device", required_argument, NULL, 'd'},
+		{"socket", required_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -87,6 +91,9 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'd':
 			device = optarg;
+			break;
+		case 'S':
+			dev_use_socket(optarg);
 			break;
 		case 'h':
 			usage(stdout);

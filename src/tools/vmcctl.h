@@ -86,6 +86,9 @@ int read_all_fd(int fd, struct buf *out);
 /* Flush stdout; on failure report and return VMCCTL_FAIL. */
 int finish_stdout(int rc);
 
+/* Device commands reach the driver through this session socket (--socket). */
+void dev_use_socket(const char *path);
+
 /* Commands: argv[0] is the command name. */
 int cmd_query(int argc, char **argv, const char *device);
 int cmd_request_vmc(int argc, char **argv, const char *device);

@@ -2,7 +2,9 @@
 /*
  * vmcctl: the device commands (query, request-vmc, open, pipe).
  *
- * Only the ibmvmc ABI is used: open, ioctl, read, write, poll, close.
+ * Only the ibmvmc ABI is used: open, ioctl, read, write, poll, close; or,
+ * with --socket (or when the device path is missing and a session socket is
+ * next to it), the same operations through the client library.
  * Points of that ABI the code is built around:
  *  - SETHMCID fails with EAGAIN (driver not ready), ENOBUFS (no buffer yet
  *    for some HMC index) or EBUSY (no free slot) before it reserves anything,
@@ -25,8 +27,11 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <openvmc/client.h>
 #include <openvmc/ibmvmc.h>
 
 /* Largest pause between two retries of an EBUSY/EAGAIN answer. */
@@ -59,17 +64,93 @@ static const char *state_name(int state)
 	}
 }
 
+/* The session socket (--socket), NULL to use the device file. */
+static const char *socket_path;
+static struct ovmc_client *session;
+
+void dev_use_socket(const char *path)
+{
+	socket_path = path;
+}
+
+/* No device file, but a daemon's session socket next to where it would be? */
+static bool socket_instead(const char *path, char *sock, size_t size)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0 || errno != ENOENT)
+		return false;
+	snprintf(sock, size, "%s.sock", path);
+	return stat(sock, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
 static int open_device(const char *path, int *fd)
 {
-	*fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-	if (*fd < 0) {
-		char what[64 + 4096];
+	char sock[4096 + 8], what[64 + 4096];
+	const char *sp = socket_path;
+	int rc;
 
+	if (!sp && socket_instead(path, sock, sizeof(sock)))
+		sp = sock;
+	if (!sp) {
+		*fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		if (*fd >= 0)
+			return VMCCTL_OK;
 		snprintf(what, sizeof(what), "open %s", path);
 		err_errno(what, errno);
 		return VMCCTL_FAIL;
 	}
+	rc = session ? 0 : ovmc_client_new(sp, &session);
+	*fd = rc ? rc : ovmc_client_open(session, O_NONBLOCK | O_CLOEXEC);
+	if (*fd < 0) {
+		snprintf(what, sizeof(what), "open session socket %s", sp);
+		err_errno(what, -*fd);
+		return VMCCTL_FAIL;
+	}
 	return VMCCTL_OK;
+}
+
+/* The device calls, on the file or through the session socket. */
+static int dev_ioctl(int fd, unsigned long cmd, void *arg)
+{
+	int rc;
+
+	if (!session)
+		return ioctl(fd, cmd, arg);
+	rc = ovmc_client_ioctl(session, fd, cmd, arg);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	return rc;
+}
+
+static ssize_t dev_read(int fd, void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (!session)
+		return read(fd, buf, len);
+	n = ovmc_client_read(session, fd, buf, len);
+	if (n < 0) {
+		errno = (int)-n;
+		return -1;
+	}
+	return n;
+}
+
+static ssize_t dev_write(int fd, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (!session)
+		return write(fd, buf, len);
+	n = ovmc_client_write(session, fd, buf, len);
+	if (n < 0) {
+		errno = (int)-n;
+		return -1;
+	}
+	return n;
 }
 
 static int close_device(int fd, int rc)
@@ -127,7 +208,7 @@ static int do_query(int fd, struct ibmvmc_query_struct *q)
 {
 	for (;;) {
 		memset(q, 0, sizeof(*q));
-		if (ioctl(fd, VMC_IOCTL_QUERY, q) == 0)
+		if (dev_ioctl(fd, VMC_IOCTL_QUERY, q) == 0)
 			return VMCCTL_OK;
 		if (errno != EINTR)
 			break;
@@ -268,7 +349,7 @@ int cmd_request_vmc(int argc, char **argv, const char *device)
 	if (rc)
 		return rc;
 	do
-		ret = ioctl(fd, VMC_IOCTL_REQUESTVMC, &index);
+		ret = dev_ioctl(fd, VMC_IOCTL_REQUESTVMC, &index);
 	while (ret < 0 && errno == EINTR);
 	if (ret < 0) {
 		int err = errno;
@@ -368,7 +449,7 @@ static int set_hmc_id(int fd, const struct session_opts *so)
 	int backoff = 1;
 
 	for (;;) {
-		if (ioctl(fd, VMC_IOCTL_SETHMCID, so->hmc_id) == 0)
+		if (dev_ioctl(fd, VMC_IOCTL_SETHMCID, (void *)so->hmc_id) == 0)
 			return VMCCTL_OK;
 
 		int err = errno;
@@ -420,7 +501,7 @@ static void session_reset(void)
 static int read_message(int fd, unsigned char *msg, unsigned int mtu, size_t *len)
 {
 	for (;;) {
-		ssize_t n = read(fd, msg, mtu);
+		ssize_t n = dev_read(fd, msg, mtu);
 
 		if (n >= 0) {
 			*len = (size_t)n;
@@ -626,7 +707,7 @@ static int send_message(int fd, const struct session_opts *so, const struct buf 
 	int backoff = 1;
 
 	for (;;) {
-		ssize_t n = write(fd, m->data, m->len);
+		ssize_t n = dev_write(fd, m->data, m->len);
 
 		if (n >= 0 && (size_t)n == m->len) {
 			st->sent++;
@@ -1104,7 +1185,7 @@ static int pipe_loop(int fd, struct pipe_state *ps, int linger_ms)
 		/* Write queued messages in order while the device takes them. */
 		while (ps->queue.count && now_ms() >= retry_at) {
 			const struct buf *m = &ps->queue.items[ps->queue.head];
-			ssize_t n = write(fd, m->data, m->len);
+			ssize_t n = dev_write(fd, m->data, m->len);
 
 			if (n >= 0 && (size_t)n == m->len) {
 				queue_pop(&ps->queue);
