@@ -29,6 +29,7 @@ static void usage(FILE *out)
 {
 	fputs("Usage: openvmc [options] DIR          serve DIR/ibmvmc\n"
 	      "       openvmc [options] --device PATH  serve PATH (e.g. /dev/ibmvmc)\n"
+	      "       openvmc [options] --no-device DIR  only the session socket DIR/ibmvmc.sock\n"
 	      "       openvmc [options] --cuse         a CUSE character device /dev/ibmvmc\n"
 	      "\n"
 	      "Runs the emulated POWER hypervisor and the VMC driver in one process and\n"

@@ -50,6 +50,7 @@ static void usage(FILE *out)
 {
 	fputs("Usage: openvmcd [options] DIR          serve DIR/ibmvmc\n"
 	      "       openvmcd [options] --device PATH  serve PATH (e.g. /dev/ibmvmc)\n"
+	      "       openvmcd [options] --no-device DIR  only the session socket DIR/ibmvmc.sock\n"
 	      "       openvmcd [options] --cuse         a CUSE character device /dev/ibmvmc\n"
 	      "\n"
 	      "The management partition's VMC driver: attaches to the hypervisor daemon\n"
