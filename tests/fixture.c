@@ -119,6 +119,11 @@ static void daemon_cleanup(void *arg)
 	struct daemon *d = arg;
 
 	stop_daemon(d, SIGTERM);
+	/* A daemon of the sanitized build that leaked or misbehaved said so in
+	 * its log, at the latest when it exited: that fails the test. */
+	if (log_has(d, 0, "LeakSanitizer") || log_has(d, 0, "AddressSanitizer") ||
+	    log_has(d, 0, "runtime error:"))
+		ovmc_test_fail_later(__FILE__, __LINE__, "sanitizer report in %s", d->log);
 	for (int i = 0; i < 8 && mounted(d->path); i++)
 		umount2(d->path, MNT_DETACH);
 	if (d->in_dir || d->dev_absent)

@@ -36,6 +36,18 @@ void ovmc_test_fail(const char *file, int line, const char *fmt, ...)
 	longjmp(test_jump, 1);
 }
 
+void ovmc_test_fail_later(const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s:%d: ", file, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	test_failed = 1;
+}
+
 void ovmc_test_defer(void (*fn)(void *), void *arg)
 {
 	if (n_deferred == MAX_DEFERRED) {

@@ -30,6 +30,10 @@ struct ovmc_test {
 _Noreturn void ovmc_test_fail(const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Record a failure from a cleanup, where leaving the test is not possible. */
+void ovmc_test_fail_later(const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* Cleanup run when the current test ends, passed or failed (LIFO). */
 void ovmc_test_defer(void (*fn)(void *), void *arg);
 
