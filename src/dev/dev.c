@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/vfs.h>
@@ -749,19 +750,25 @@ static int prepare_path(struct ovmc_dev *dev)
 	return 0;
 }
 
-/* One more than the highest descriptor open now. */
+/*
+ * One more than the highest descriptor open now. Descriptors at or above
+ * the soft limit are not ours to number above (valgrind keeps its own
+ * there): they are left out.
+ */
 static int above_every_fd(void)
 {
 	DIR *dir = opendir("/proc/self/fd");
+	struct rlimit lim = {.rlim_cur = RLIM_INFINITY};
 	struct dirent *e;
 	int top = 0;
 
 	if (!dir)
 		return -errno;
+	getrlimit(RLIMIT_NOFILE, &lim);
 	while ((e = readdir(dir))) {
 		int fd = atoi(e->d_name);
 
-		if (fd >= top)
+		if (fd >= top && (lim.rlim_cur == RLIM_INFINITY || (rlim_t)fd < lim.rlim_cur))
 			top = fd + 1;
 	}
 	closedir(dir);
