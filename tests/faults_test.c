@@ -187,6 +187,14 @@ TEST(truncating_reads_in_a_loop_log_five_lines_and_then_a_count)
 
 /* ---- the control socket: who, and how many ---- */
 
+/* The device is announced first, the control socket comes right after it. */
+static void wait_ctl(const struct daemon *d)
+{
+	for (uint64_t end = now_ms() + PROMPT_MS; !exists(d->ctl); sleep_ms(5))
+		if (now_ms() > end)
+			FAIL("no control socket %s", d->ctl);
+}
+
 static int ctl_connect(const struct daemon *d)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -245,7 +253,7 @@ TEST(control_commands_that_change_something_need_root_the_owner_or_the_group)
 	char out[512];
 
 	spawn_prog(d, OPENVMC_BIN, ARGS("--control-group", "4242"));
-	CHECK(log_has(d, 0, "device ready"));
+	wait_ctl(d);
 	{
 		struct stat st;
 
@@ -282,6 +290,7 @@ TEST(silent_control_clients_do_not_lock_out_status_and_are_closed)
 	uint64_t t0;
 
 	spawn_prog(d, OPENVMC_BIN, NULL);
+	wait_ctl(d);
 	from = log_size(d);
 	for (int i = 0; i < 40; i++)
 		silent[i] = ctl_connect(d);
