@@ -187,12 +187,23 @@ TEST(truncating_reads_in_a_loop_log_five_lines_and_then_a_count)
 
 /* ---- the control socket: who, and how many ---- */
 
-/* The device is announced first, the control socket comes right after it. */
+/* The device is announced first, the control socket listens right after. */
 static void wait_ctl(const struct daemon *d)
 {
-	for (uint64_t end = now_ms() + PROMPT_MS; !exists(d->ctl); sleep_ms(5))
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", d->ctl);
+	for (uint64_t end = now_ms() + PROMPT_MS;; sleep_ms(5)) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int rc = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+
+		if (fd >= 0)
+			close(fd);
+		if (rc == 0)
+			return;
 		if (now_ms() > end)
-			FAIL("no control socket %s", d->ctl);
+			FAIL("no control socket listening at %s", d->ctl);
+	}
 }
 
 static int ctl_connect(const struct daemon *d)
