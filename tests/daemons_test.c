@@ -214,8 +214,10 @@ TEST(help_and_version_of_both_programs)
 	static const struct {
 		const char *bin, *version, *usage, *option;
 	} progs[] = {
-		{HVD_BIN, "openvmc-hvd 0.1.0\n", "Usage: openvmc-hvd [options]", "--socket PATH"},
-		{OPENVMCD_BIN, "openvmcd 0.1.0\n", "Usage: openvmcd [options] DIR", "--retry-ms"},
+		{HVD_BIN, "openvmc-hvd (openvmc) " OVMC_VERSION_STRING "\n",
+		 "Usage: openvmc-hvd [options]", "--socket PATH"},
+		{OPENVMCD_BIN, "openvmcd (openvmc) " OVMC_VERSION_STRING "\n",
+		 "Usage: openvmcd [options] DIR", "--retry-ms"},
 	};
 
 	for (size_t p = 0; p < sizeof(progs) / sizeof(progs[0]); p++) {

@@ -14,6 +14,8 @@
 #include "fixture.h"
 #include "harness.h"
 
+#include <openvmc/common.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -89,7 +91,7 @@ TEST(help_and_version_exit_0)
 		CHECK(n > 0);
 		out[n] = '\0';
 		if (i)
-			CHECK(strcmp(out, "openvmc 0.1.0\n") == 0);
+			CHECK(strcmp(out, "openvmc (openvmc) " OVMC_VERSION_STRING "\n") == 0);
 		else
 			CHECK(strstr(out, "Usage: openvmc") && strstr(out, "--device"));
 	}

@@ -505,7 +505,7 @@ TEST(vmc_run_help_version_and_a_missing_program)
 		const char *want;
 	} cases[] = {
 		{ARGS(VMC_RUN_BIN, "--help"), 0, "Usage: vmc-run [options] PROGRAM"},
-		{ARGS(VMC_RUN_BIN, "--version"), 0, "vmc-run 0."},
+		{ARGS(VMC_RUN_BIN, "--version"), 0, "vmc-run (openvmc) 0."},
 		{ARGS(VMC_RUN_BIN), 2, "no PROGRAM given"},
 		{ARGS(VMC_RUN_BIN, "--device", "relative", "true"), 2, "absolute path"},
 		{ARGS(VMC_RUN_BIN, "no-such-program-here"), 127, "command not found"},

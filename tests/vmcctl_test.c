@@ -449,7 +449,8 @@ TEST(no_command_is_usage_error)
 	struct run *r = run_env(NULL, NULL, (const char *const[]){NULL});
 
 	CHECK_STATUS(r, 2);
-	CHECK_HAS(r->err, "Usage: vmcctl");
+	CHECK_HAS(r->err, "no command given");
+	CHECK_HAS(r->err, "Try 'vmcctl --help'");
 	CHECK_EQ(r->out_len, 0);
 }
 
@@ -633,7 +634,7 @@ TEST(message_checks_before_the_device)
 
 	r = RUN("-d", "/nonexistent/x", "open", "--hmc-id", "t", "--stdin", "--stdin");
 	CHECK_STATUS(r, 2);
-	r = RUN("-d", "/nonexistent/x", "open", "--hmc-id", "t", "--count", "0", "-m", "a");
+	r = RUN("-d", "/nonexistent/x", "open", "--hmc-id", "t", "--count", "0", "-M", "a");
 	CHECK_STATUS(r, 2);
 	r = RUN("-d", "/nonexistent/x", "open", "--hmc-id", "t", "--mtu", "0");
 	CHECK_STATUS(r, 2);
@@ -755,13 +756,23 @@ TEST(hv_restart_and_sessions_lines)
 
 	server_finish(s);
 	CHECK_STATUS(r, 0);
-	CHECK_STR(s->request.p, "restart deregistered\n");
+	/* The control protocol's default. */
+	CHECK_STR(s->request.p, "restart failed\n");
 
 	s = serve("ok\n");
 	r = RUN("hv", "restart", "--failed", "-c", s->path);
 	server_finish(s);
 	CHECK_STATUS(r, 0);
 	CHECK_STR(s->request.p, "restart failed\n");
+
+	s = serve("ok\n");
+	r = RUN("hv", "restart", "--deregistered", "-c", s->path);
+	server_finish(s);
+	CHECK_STATUS(r, 0);
+	CHECK_STR(s->request.p, "restart deregistered\n");
+
+	r = RUN("hv", "restart", "--failed", "--deregistered", "-c", "/nonexistent");
+	CHECK_STATUS(r, 2);
 
 	s = serve("ok\n0 ready hmc=test\n");
 	r = run_env(NULL, (const char *const[]){NULL}, ARGS("hv", "sessions", "-c", s->path));
@@ -955,7 +966,7 @@ TEST(trace_count_stops_early_or_fails_short)
 	CHECK_STR(r->out, "one\ntwo\n");
 
 	s = serve("ok\none\ntwo\n");
-	r = RUN("trace", "-n", "3", "-c", s->path);
+	r = RUN("trace", "--count", "3", "-c", s->path);
 	server_finish(s);
 	CHECK_STATUS(r, 1);
 	CHECK_STR(r->out, "one\ntwo\n");
@@ -1154,6 +1165,23 @@ TEST(live_status_of_the_daemon)
 	r = run_env(NULL, ARGS(env), ARGS("status"));
 	CHECK_STATUS(r, 0);
 	CHECK_HAS(r->out, "driver: state ready (3)");
+}
+
+TEST(live_hv_restart_default_is_the_control_protocols)
+{
+	struct daemon *d = live_daemon();
+	struct run *r = RUN("-d", d->path, "query", "--wait-ready=10000");
+	struct run *plain, *ours;
+
+	CHECK_STATUS(r, 0);
+	ours = RUN("hv", "restart", "-c", d->ctl);
+	CHECK_STATUS(ours, 0);
+	r = RUN("-d", d->path, "query", "--wait-ready=10000");
+	CHECK_STATUS(r, 0);
+	plain = RUN("ctl", "-c", d->ctl, "restart");
+	CHECK_STATUS(plain, 0);
+	CHECK_HAS(plain->out, "restarted");
+	CHECK_STR(ours->out, plain->out);
 }
 
 TEST(live_hv_send_reaches_a_blocked_open)

@@ -116,6 +116,27 @@ static bool opts_hcall_rc(const char *s, long *out)
 	return true;
 }
 
+/*
+ * The backend specification's syntax, checked before anything starts so a
+ * typo is a usage error (2), like any bad value; what the backend finds
+ * when it starts (a missing file, a server not there) stays a failure (1).
+ */
+static bool opts_backend(const char *s)
+{
+	static const struct {
+		const char *name;
+		bool args; /* takes ":ARGS" (required), else none */
+	} kinds[] = {{"echo", false}, {"router", false}, {"exec", true},
+		     {"socket", true}, {"replay", true}};
+	const char *colon = strchr(s, ':');
+	size_t n = colon ? (size_t)(colon - s) : strlen(s);
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strlen(kinds[i].name) == n && strncmp(s, kinds[i].name, n) == 0)
+			return kinds[i].args ? colon && colon[1] : !colon;
+	return false;
+}
+
 #define DEVICE_NAME "ibmvmc"
 /* getopt values of the options without a letter: 256 + their OPTS_* bit. */
 #define LONG_ONLY 256
@@ -203,7 +224,11 @@ static int one(int c, const char *arg, const struct opts_program *p, struct opts
 			       : opts_usage_error("unknown hcall return code \"%s\"", arg);
 	case 'b':
 		o->backend = arg;
-		return 0;
+		return opts_backend(arg) ? 0
+					 : opts_usage_error("bad backend \"%s\" (echo, router, "
+							    "exec:CMD, socket:PATH, "
+							    "socket:tcp:HOST:PORT, replay:FILE)",
+							    arg);
 	case 's':
 		o->socket = arg;
 		return 0;
@@ -268,7 +293,7 @@ int opts_parse(int argc, char **argv, const struct opts_program *p, struct opts 
 			return 0;
 		}
 		if (c == 'V') {
-			printf("%s %s\n", p->name, OVMC_VERSION_STRING);
+			printf("%s (openvmc) %s\n", p->name, OVMC_VERSION_STRING);
 			return 0;
 		}
 		rc = one(c, optarg, p, o);

@@ -28,6 +28,8 @@
 #define LIB_NAME "libopenvmc-preload.so"
 #define DEFAULT_DEVICE "/dev/ibmvmc"
 #define EXIT_USAGE 2
+/* Long options without a short form (docs/options.md). */
+enum { OPT_SOCKET = 256, OPT_PRELOAD };
 /* As a shell that cannot run a command. */
 #define EXIT_CANNOT 126
 #define EXIT_NOT_FOUND 127
@@ -44,7 +46,7 @@ static void usage(FILE *out)
 	      "\n"
 	      "  -d, --device PATH    the device path the program opens\n"
 	      "                       (default: $OPENVMC_DEVICE, else " DEFAULT_DEVICE ")\n"
-	      "  -s, --socket PATH    the daemon's session socket\n"
+	      "      --socket PATH    the daemon's session socket\n"
 	      "                       (default: $OPENVMC_SOCKET, else the device path + \".sock\")\n"
 	      "      --preload LIB    the preload library (default: next to vmc-run, else\n"
 	      "                       " OVMC_PRELOAD_INSTALLED ")\n"
@@ -175,8 +177,8 @@ int main(int argc, char **argv)
 {
 	static const struct option longs[] = {
 		{"device", required_argument, NULL, 'd'},
-		{"socket", required_argument, NULL, 's'},
-		{"preload", required_argument, NULL, 'L'},
+		{"socket", required_argument, NULL, OPT_SOCKET},
+		{"preload", required_argument, NULL, OPT_PRELOAD},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -187,22 +189,22 @@ int main(int argc, char **argv)
 	int c;
 
 	/* '+': the options after PROGRAM are its own. */
-	while ((c = getopt_long(argc, argv, "+d:s:hV", longs, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+d:hV", longs, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			device = optarg;
 			break;
-		case 's':
+		case OPT_SOCKET:
 			sock = optarg;
 			break;
-		case 'L':
+		case OPT_PRELOAD:
 			lib = optarg;
 			break;
 		case 'h':
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("vmc-run %s\n", OVMC_VERSION_STRING);
+			printf("vmc-run (openvmc) %s\n", OVMC_VERSION_STRING);
 			return 0;
 		default:
 			fputs("Try 'vmc-run --help'.\n", stderr);

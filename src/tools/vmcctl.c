@@ -105,10 +105,9 @@ int main(int argc, char **argv)
 			return option_error(NULL, c, argv);
 		}
 	}
-	if (optind >= argc) {
-		usage(stderr);
-		return VMCCTL_USAGE;
-	}
+	if (optind >= argc)
+		return usage_error(NULL, "no command given (query, request-vmc, open, pipe, status, "
+				   "hv, ctl, trace)");
 
 	const char *name = argv[optind];
 

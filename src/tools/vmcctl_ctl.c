@@ -20,6 +20,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* Long options without a short form. */
+enum { OPT_INDEX = 0x100, OPT_HEX, OPT_FAILED, OPT_DEREGISTERED, OPT_COUNT };
+
 struct ctl_opts {
 	const char *path;
 	int timeout_ms;
@@ -299,7 +302,7 @@ static int ctl_common_opt(const char *cmd, int c, struct ctl_opts *co)
 	case 'c':
 		co->path = optarg;
 		return VMCCTL_OK;
-	case 't':
+	case 'T':
 		if (parse_timeout(optarg, &co->timeout_ms) < 0)
 			return usage_error(cmd, "invalid timeout '%s'", optarg);
 		return VMCCTL_OK;
@@ -323,7 +326,7 @@ static int ctl_need_path(const char *cmd, struct ctl_opts *co, const char *env)
 
 #define CTL_OPTIONS_HELP                                                                           \
 	"  -c, --control PATH   control socket\n"                                                  \
-	"  -t, --timeout MS     bound of every wait (default 5000, 0 = forever)\n"                 \
+	"  -T, --timeout MS     bound of every wait (default 5000, 0 = forever)\n"                 \
 	"  -h, --help           show this help\n"                                                  \
 	"  -V, --version        show the version\n"
 
@@ -333,7 +336,7 @@ int cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"control", required_argument, NULL, 'c'},
-		{"timeout", required_argument, NULL, 't'},
+		{"timeout", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -341,7 +344,7 @@ int cmd_status(int argc, char **argv)
 	struct ctl_opts co = {.timeout_ms = VMCCTL_DEFAULT_TIMEOUT_MS};
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, ":c:t:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:T:hV", opts, NULL)) != -1) {
 		r = ctl_common_opt("status", c, &co);
 		if (r > 0)
 			return r;
@@ -374,7 +377,7 @@ int cmd_ctl(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"control", required_argument, NULL, 'c'},
-		{"timeout", required_argument, NULL, 't'},
+		{"timeout", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -384,7 +387,7 @@ int cmd_ctl(int argc, char **argv)
 	int c, r;
 
 	/* '+': words of the line that start with '-' stay part of the line. */
-	while ((c = getopt_long(argc, argv, "+:c:t:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:c:T:hV", opts, NULL)) != -1) {
 		r = ctl_common_opt("ctl", c, &co);
 		if (r > 0)
 			return r;
@@ -434,8 +437,8 @@ static void hv_help(void)
 	      "\n"
 	      "  send --index N (--hex HEX | TEXT)  inject a hypervisor message on the\n"
 	      "                                     session open at HMC index N\n"
-	      "  restart [--failed]                 restart the channel (a CRQ that is\n"
-	      "                                     deregistered, or failed)\n"
+	      "  restart [--deregistered]           restart the channel (the partition sees\n"
+	      "                                     its partner failed, or deregistered)\n"
 	      "  sessions                           list the HMC sessions\n"
 	      "\n" CTL_OPTIONS_HELP "\nThe socket defaults to $OPENVMC_HV_CONTROL.\n",
 	      stdout);
@@ -445,11 +448,11 @@ static int hv_send(int argc, char **argv, struct ctl_opts *co)
 {
 	static const struct option opts[] = {
 		{"control", required_argument, NULL, 'c'},
-		{"timeout", required_argument, NULL, 't'},
+		{"timeout", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
-		{"index", required_argument, NULL, 'i'},
-		{"hex", required_argument, NULL, 'x'},
+		{"index", required_argument, NULL, OPT_INDEX},
+		{"hex", required_argument, NULL, OPT_HEX},
 		{NULL, 0, NULL, 0},
 	};
 	const char *hex = NULL;
@@ -458,20 +461,20 @@ static int hv_send(int argc, char **argv, struct ctl_opts *co)
 	struct buf msg = {0};
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, ":c:t:i:x:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:T:hV", opts, NULL)) != -1) {
 		r = ctl_common_opt("hv send", c, co);
 		if (r > 0)
 			return r;
 		if (r == 0)
 			continue;
 		switch (c) {
-		case 'i':
+		case OPT_INDEX:
 			if (parse_ulong(optarg, 0, 254, &index) < 0)
 				return usage_error("hv send", "invalid HMC index '%s' (0..254)",
 						   optarg);
 			have_index = true;
 			break;
-		case 'x':
+		case OPT_HEX:
 			hex = optarg;
 			break;
 		case 'h':
@@ -480,8 +483,8 @@ static int hv_send(int argc, char **argv, struct ctl_opts *co)
 			      "HMC\n"
 			      "index N (control line 'send N HEX').\n"
 			      "\n"
-			      "  -i, --index N        HMC index (0..254)\n"
-			      "  -x, --hex HEX        the message bytes in hex\n" CTL_OPTIONS_HELP,
+			      "      --index N        HMC index (0..254)\n"
+			      "      --hex HEX        the message bytes in hex\n" CTL_OPTIONS_HELP,
 			      stdout);
 			return VMCCTL_OK;
 		case 'V':
@@ -545,39 +548,45 @@ static int hv_simple(const char *cmd, int argc, char **argv, struct ctl_opts *co
 {
 	static const struct option opts[] = {
 		{"control", required_argument, NULL, 'c'},
-		{"timeout", required_argument, NULL, 't'},
+		{"timeout", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
-		{"failed", no_argument, NULL, 'f'},
+		{"failed", no_argument, NULL, OPT_FAILED},
+		{"deregistered", no_argument, NULL, OPT_DEREGISTERED},
 		{NULL, 0, NULL, 0},
 	};
 	bool restart = strcmp(cmd, "restart") == 0;
-	bool failed = false;
+	/* The control protocol's default, said explicitly. */
+	const char *kind = NULL;
 	char name[32];
 	int c, r;
 
 	snprintf(name, sizeof(name), "hv %s", cmd);
-	while ((c = getopt_long(argc, argv, restart ? ":c:t:fhV" : ":c:t:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:T:hV", opts, NULL)) != -1) {
 		r = ctl_common_opt(name, c, co);
 		if (r > 0)
 			return r;
 		if (r == 0)
 			continue;
 		switch (c) {
-		case 'f':
+		case OPT_FAILED:
+		case OPT_DEREGISTERED:
 			if (!restart)
 				return option_error(name, '?', argv);
-			failed = true;
+			if (kind)
+				return usage_error(name, "give --failed or --deregistered, not both");
+			kind = c == OPT_FAILED ? "restart failed" : "restart deregistered";
 			break;
 		case 'h':
 			if (restart)
-				fputs("Usage: vmcctl hv restart [-c PATH] [--failed]\n"
-				      "Restart the channel: the hypervisor deregisters its CRQ "
-				      "(or, with\n"
-				      "--failed, fails it), so the partition driver resets.\n"
+				fputs("Usage: vmcctl hv restart [-c PATH] [--failed | --deregistered]\n"
+				      "Restart the channel: the partition driver sees its partner "
+				      "failed\n"
+				      "(the default, as the control line 'restart') or deregistered, "
+				      "and resets.\n"
 				      "\n"
-				      "  -f, --failed         restart as failed instead of "
-				      "deregistered\n" CTL_OPTIONS_HELP,
+				      "      --failed         partner failed (the default)\n"
+				      "      --deregistered   partner deregistered\n" CTL_OPTIONS_HELP,
 				      stdout);
 			else
 				fputs("Usage: vmcctl hv sessions [-c PATH]\n"
@@ -597,8 +606,7 @@ static int hv_simple(const char *cmd, int argc, char **argv, struct ctl_opts *co
 	if (r)
 		return r;
 	if (restart)
-		return ctl_request("restart", co,
-				   failed ? "restart failed" : "restart deregistered");
+		return ctl_request("restart", co, kind ? kind : "restart failed");
 	return ctl_request("sessions", co, "sessions");
 }
 
@@ -606,7 +614,7 @@ int cmd_hv(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"control", required_argument, NULL, 'c'},
-		{"timeout", required_argument, NULL, 't'},
+		{"timeout", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -615,7 +623,7 @@ int cmd_hv(int argc, char **argv)
 	int c, r;
 
 	/* hv-level options may come before the subcommand. */
-	while ((c = getopt_long(argc, argv, "+:c:t:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:c:T:hV", opts, NULL)) != -1) {
 		r = ctl_common_opt("hv", c, &co);
 		if (r > 0)
 			return r;
@@ -792,8 +800,8 @@ int cmd_trace(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"control", required_argument, NULL, 'c'},
-		{"timeout", required_argument, NULL, 't'},
-		{"count", required_argument, NULL, 'n'},
+		{"timeout", required_argument, NULL, 'T'},
+		{"count", required_argument, NULL, OPT_COUNT},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -802,14 +810,14 @@ int cmd_trace(int argc, char **argv)
 	struct trace_state ts = {.co = &co};
 	int c, r, fd, closed;
 
-	while ((c = getopt_long(argc, argv, ":c:t:n:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:T:hV", opts, NULL)) != -1) {
 		r = ctl_common_opt("trace", c, &co);
 		if (r > 0)
 			return r;
 		if (r == 0)
 			continue;
 		switch (c) {
-		case 'n':
+		case OPT_COUNT:
 			if (parse_ulong(optarg, 1, ULONG_MAX, &ts.count) < 0)
 				return usage_error("trace", "invalid count '%s'", optarg);
 			break;
@@ -819,9 +827,9 @@ int cmd_trace(int argc, char **argv)
 			      "daemon's channel as they happen (control line 'trace'), until\n"
 			      "the daemon stops or N lines are printed.\n"
 			      "\n"
-			      "  -n, --count N        stop after N lines\n"
+			      "      --count N        stop after N lines\n"
 			      "  -c, --control PATH   control socket\n"
-			      "  -t, --timeout MS     bound of the connection and the reply and,\n"
+			      "  -T, --timeout MS     bound of the connection and the reply and,\n"
 			      "                       with --count, of the N lines\n"
 			      "                       (default 5000, 0 = forever)\n"
 			      "  -h, --help           show this help\n"

@@ -42,7 +42,7 @@
 #define PIPE_MAX_QUEUED 1024
 
 /* Long options without a short form. */
-enum { OPT_HEX_ID = 0x100, OPT_HEX_IN, OPT_MTU, OPT_STDIN };
+enum { OPT_HEX_ID = 0x100, OPT_HEX_IN, OPT_STDIN, OPT_COUNT, OPT_STATS, OPT_LINGER };
 
 static const char *state_name(int state)
 {
@@ -197,7 +197,7 @@ static void query_help(void)
 	      "Show the driver state (VMC_IOCTL_QUERY).\n"
 	      "\n"
 	      "  -d, --device PATH    device file\n"
-	      "  -w, --wait-ready[=MS] query until the state is ready (3), at most MS\n"
+	      "  -W, --wait-ready[=MS] query until the state is ready (3), at most MS\n"
 	      "                       milliseconds (default 5000, 0 = forever)\n"
 	      "  -h, --help           show this help\n"
 	      "  -V, --version        show the version\n",
@@ -221,7 +221,7 @@ int cmd_query(int argc, char **argv, const char *device)
 {
 	static const struct option opts[] = {
 		{"device", required_argument, NULL, 'd'},
-		{"wait-ready", optional_argument, NULL, 'w'},
+		{"wait-ready", optional_argument, NULL, 'W'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -230,12 +230,12 @@ int cmd_query(int argc, char **argv, const char *device)
 	int wait_ms = VMCCTL_DEFAULT_TIMEOUT_MS;
 	int c, fd, rc;
 
-	while ((c = getopt_long(argc, argv, ":d:whV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":d:WhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			device = optarg;
 			break;
-		case 'w':
+		case 'W':
 			wait = true;
 			if (optarg && parse_timeout(optarg, &wait_ms) < 0)
 				return usage_error("query", "invalid --wait-ready value '%s'",
@@ -634,16 +634,16 @@ static void open_help(void)
 	      "  -d, --device PATH    device file\n"
 	      "  -i, --hmc-id ID      HMC id: text of 1 to 32 bytes, padded with NULs\n"
 	      "      --hmc-id-hex HEX HMC id: exactly 32 bytes in hex\n"
-	      "  -m, --message TEXT   send TEXT as one message (repeatable)\n"
-	      "  -f, --file PATH      send the whole file as one message (repeatable)\n"
+	      "  -M, --message TEXT   send TEXT as one message (repeatable)\n"
+	      "  -F, --file PATH      send the whole file as one message (repeatable)\n"
 	      "      --stdin          send all of standard input as one message\n"
 	      "      --hex-in         the messages above are hex strings\n"
 	      "  -e, --expect N       messages to receive (default: as many as sent)\n"
 	      "  -x, --hex            print each received message as a hex line\n"
-	      "  -t, --timeout MS     bound of every wait (default 5000, 0 = forever)\n"
-	      "      --mtu N          read length, the negotiated MTU (default 4096)\n"
-	      "  -n, --count N        send the list of messages N times (default 1)\n"
-	      "  -s, --stats          print a summary line to standard error\n"
+	      "  -T, --timeout MS     bound of every wait (default 5000, 0 = forever)\n"
+	      "  -u, --mtu N          read length, the negotiated MTU (default 4096)\n"
+	      "      --count N        send the list of messages N times (default 1)\n"
+	      "      --stats          print a summary line to standard error\n"
 	      "  -h, --help           show this help\n"
 	      "  -V, --version        show the version\n",
 	      stdout);
@@ -842,11 +842,11 @@ static int parse_session_common(const char *cmd, int c, struct session_opts *so)
 	case 'x':
 		so->hex = true;
 		return VMCCTL_OK;
-	case 't':
+	case 'T':
 		if (parse_timeout(optarg, &so->timeout_ms) < 0)
 			return usage_error(cmd, "invalid timeout '%s'", optarg);
 		return VMCCTL_OK;
-	case OPT_MTU:
+	case 'u':
 		if (parse_ulong(optarg, 1, VMCCTL_MAX_MTU, &v) < 0)
 			return usage_error(cmd, "invalid MTU '%s' (1..%u)", optarg, VMCCTL_MAX_MTU);
 		so->mtu = (unsigned int)v;
@@ -862,16 +862,16 @@ int cmd_open(int argc, char **argv, const char *device)
 		{"device", required_argument, NULL, 'd'},
 		{"hmc-id", required_argument, NULL, 'i'},
 		{"hmc-id-hex", required_argument, NULL, OPT_HEX_ID},
-		{"message", required_argument, NULL, 'm'},
-		{"file", required_argument, NULL, 'f'},
+		{"message", required_argument, NULL, 'M'},
+		{"file", required_argument, NULL, 'F'},
 		{"stdin", no_argument, NULL, OPT_STDIN},
 		{"hex-in", no_argument, NULL, OPT_HEX_IN},
 		{"expect", required_argument, NULL, 'e'},
 		{"hex", no_argument, NULL, 'x'},
-		{"timeout", required_argument, NULL, 't'},
-		{"mtu", required_argument, NULL, OPT_MTU},
-		{"count", required_argument, NULL, 'n'},
-		{"stats", no_argument, NULL, 's'},
+		{"timeout", required_argument, NULL, 'T'},
+		{"mtu", required_argument, NULL, 'u'},
+		{"count", required_argument, NULL, OPT_COUNT},
+		{"stats", no_argument, NULL, OPT_STATS},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -889,7 +889,7 @@ int cmd_open(int argc, char **argv, const char *device)
 	struct open_stats st = {0};
 	int c, fd = -1, rc = VMCCTL_OK;
 
-	while ((c = getopt_long(argc, argv, ":d:i:m:f:e:xt:n:shV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":d:i:M:F:e:xT:u:hV", opts, NULL)) != -1) {
 		int r = parse_session_common("open", c, &so);
 
 		if (r >= 0) {
@@ -900,8 +900,8 @@ int cmd_open(int argc, char **argv, const char *device)
 			continue;
 		}
 		switch (c) {
-		case 'm':
-		case 'f':
+		case 'M':
+		case 'F':
 		case OPT_STDIN: {
 			if (c == OPT_STDIN) {
 				if (have_stdin) {
@@ -918,7 +918,7 @@ int cmd_open(int argc, char **argv, const char *device)
 				goto out;
 			}
 			src = n;
-			src[nsrc].kind = c == 'm' ? SRC_TEXT : c == 'f' ? SRC_FILE : SRC_STDIN;
+			src[nsrc].kind = c == 'M' ? SRC_TEXT : c == 'F' ? SRC_FILE : SRC_STDIN;
 			src[nsrc].arg = c == OPT_STDIN ? NULL : optarg;
 			nsrc++;
 			break;
@@ -933,13 +933,13 @@ int cmd_open(int argc, char **argv, const char *device)
 			}
 			have_expect = true;
 			break;
-		case 'n':
+		case OPT_COUNT:
 			if (parse_ulong(optarg, 1, UINT32_MAX, &count) < 0) {
 				rc = usage_error("open", "invalid --count value '%s'", optarg);
 				goto out;
 			}
 			break;
-		case 's':
+		case OPT_STATS:
 			stats = true;
 			break;
 		case 'h':
@@ -1008,9 +1008,9 @@ static void pipe_help(void)
 	      "  -i, --hmc-id ID      HMC id: text of 1 to 32 bytes, padded with NULs\n"
 	      "      --hmc-id-hex HEX HMC id: exactly 32 bytes in hex\n"
 	      "  -x, --hex            lines in and out are hex\n"
-	      "  -l, --linger MS      wait for replies after end of input (default 500)\n"
-	      "  -t, --timeout MS     bound of the open and of a busy device (default 5000)\n"
-	      "      --mtu N          read length, the negotiated MTU (default 4096)\n"
+	      "      --linger MS      wait for replies after end of input (default 500)\n"
+	      "  -T, --timeout MS     bound of the open and of a busy device (default 5000)\n"
+	      "  -u, --mtu N          read length, the negotiated MTU (default 4096)\n"
 	      "  -h, --help           show this help\n"
 	      "  -V, --version        show the version\n",
 	      stdout);
@@ -1309,9 +1309,9 @@ int cmd_pipe(int argc, char **argv, const char *device)
 		{"hmc-id", required_argument, NULL, 'i'},
 		{"hmc-id-hex", required_argument, NULL, OPT_HEX_ID},
 		{"hex", no_argument, NULL, 'x'},
-		{"linger", required_argument, NULL, 'l'},
-		{"timeout", required_argument, NULL, 't'},
-		{"mtu", required_argument, NULL, OPT_MTU},
+		{"linger", required_argument, NULL, OPT_LINGER},
+		{"timeout", required_argument, NULL, 'T'},
+		{"mtu", required_argument, NULL, 'u'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -1322,7 +1322,7 @@ int cmd_pipe(int argc, char **argv, const char *device)
 	int linger_ms = 500;
 	int c, fd, rc;
 
-	while ((c = getopt_long(argc, argv, ":d:i:xl:t:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":d:i:xT:u:hV", opts, NULL)) != -1) {
 		int r = parse_session_common("pipe", c, &so);
 
 		if (r > 0)
@@ -1330,7 +1330,7 @@ int cmd_pipe(int argc, char **argv, const char *device)
 		if (r == 0)
 			continue;
 		switch (c) {
-		case 'l': {
+		case OPT_LINGER: {
 			unsigned long v;
 
 			if (parse_ulong(optarg, 0, INT32_MAX, &v) < 0)

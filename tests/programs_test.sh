@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The conventions of docs/options.md, held by the five programs of the
+# build tree: one meaning per short option, one --version format, exit
+# status 2 for every kind of usage error.
+#
+# Environment: OVMC_SOURCE_DIR, OVMC_BUILD_DIR.
+
+src=$OVMC_SOURCE_DIR
+PATH=$OVMC_BUILD_DIR/src/tools:$OVMC_BUILD_DIR/src/daemon:$OVMC_BUILD_DIR/src/preload:$PATH
+programs=(openvmc openvmcd openvmc-hvd vmcctl vmc-run)
+# Every --help there is: the programs and each vmcctl command.
+helps=(openvmc openvmcd openvmc-hvd vmc-run "vmcctl" "vmcctl query" "vmcctl request-vmc"
+	"vmcctl open" "vmcctl pipe" "vmcctl status" "vmcctl ctl" "vmcctl hv" "vmcctl hv send"
+	"vmcctl hv restart" "vmcctl hv sessions" "vmcctl trace")
+
+# "-X --long" for each row of the table in docs/options.md.
+table() {
+	sed -nE 's/^\| `(-[A-Za-z])` \| `(--[a-z-]+)` \|.*/\1 \2/p' "$src/docs/options.md"
+}
+
+# "-X --long" for each "  -X, --long" line of a --help text on stdin.
+help_pairs() {
+	sed -nE 's/^ +(-[A-Za-z0-9]), (--[a-z0-9-]+).*/\1 \2/p'
+}
+
+test_table_lists_each_letter_once() {
+	local dup
+	[ "$(table | wc -l)" -ge 20 ] || fail "docs/options.md: table not found"
+	dup=$(table | awk '{ print $1 }' | sort | uniq -d)
+	[ -z "$dup" ] || fail "docs/options.md: letters given twice: $dup"
+	dup=$(table | awk '{ print $2 }' | sort | uniq -d)
+	[ -z "$dup" ] || fail "docs/options.md: long options given twice: $dup"
+}
+
+test_every_help_gives_each_letter_the_meaning_of_the_table() {
+	local h pair want used=""
+	for h in "${helps[@]}"; do
+		# shellcheck disable=SC2086 # a program and its commands
+		while read -r pair; do
+			want=$(table | awk -v s="${pair% *}" '$1 == s { print $0 }')
+			[ -n "$want" ] || fail "$h --help: ${pair% *} is not in docs/options.md"
+			[ "$want" = "$pair" ] || fail "$h --help: ${pair% *} is ${pair#* }, docs/options.md: $want"
+			used+="${pair% *} "
+		done < <($h --help | help_pairs)
+	done
+	# And no row that no program has.
+	while read -r pair; do
+		[[ " $used" == *" ${pair% *} "* ]] || fail "docs/options.md: no program takes ${pair% *}"
+	done < <(table)
+}
+
+# A letter the help does not list is refused as an invalid option: the
+# short forms given up are really gone, and none is hidden.
+test_every_program_refuses_the_letters_its_help_does_not_list() {
+	local h l listed out rc
+	for h in "${helps[@]}"; do
+		# shellcheck disable=SC2086
+		listed=$($h --help | sed -nE 's/^ +-([A-Za-z0-9]),.*/\1/p' | tr -d '\n')
+		for l in {a..z} {A..Z}; do
+			[[ $listed == *"$l"* ]] && continue
+			rc=0
+			# shellcheck disable=SC2086
+			out=$(timeout 10 $h "-$l" 2>&1 </dev/null) || rc=$?
+			[ "$rc" -eq 2 ] || fail "$h -$l: exit $rc, not 2: $out"
+			grep -qi "invalid option" <<<"$out" || fail "$h -$l: not refused as invalid: $out"
+		done
+	done
+}
+
+test_every_program_prints_the_one_version_format() {
+	local h p out want
+	want=$(sed -n 's/^project(openvmc VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
+	[ -n "$want" ] || fail "no version in CMakeLists.txt"
+	for h in "${helps[@]}"; do
+		p=${h%% *}
+		for o in --version -V; do
+			# shellcheck disable=SC2086
+			out=$($h $o) || fail "$h $o: exit $?"
+			[ "$out" = "$p (openvmc) $want" ] || fail "$h $o: \"$out\", not \"$p (openvmc) $want\""
+		done
+	done
+}
+
+# usage CMD...: CMD exits 2, says why and points to --help, starts nothing.
+usage() {
+	local out rc=0
+	out=$(timeout 10 "$@" 2>&1 </dev/null) || rc=$?
+	[ "$rc" -eq 2 ] || fail "$*: exit $rc, not 2: $out"
+	grep -q "Try '.*--help'" <<<"$out" || fail "$*: no --help hint: $out"
+}
+
+test_usage_errors_exit_2_in_every_program() {
+	local d p
+	scratch d
+	for p in openvmc openvmcd openvmc-hvd; do
+		usage "$p" --no-such-option "$d/dev"
+		usage "$p" "$d/dev" --log-level
+		usage "$p" --log-level loud "$d/dev"
+		usage "$p" --hmcs 0 "$d/dev"
+		usage "$p" --mtu many "$d/dev"
+		usage "$p" "$d/dev" "$d/other"
+	done
+	usage openvmc --backend nope "$d/dev"
+	usage openvmc-hvd --backend exec:
+	usage openvmc-hvd --backend router:x
+	usage openvmc --mode 999 "$d/dev"
+	usage openvmcd --retry-ms 0 "$d/dev"
+	usage openvmcd --hcall-timeout-ms x "$d/dev"
+	usage openvmcd
+	usage vmcctl
+	usage vmcctl --no-such-option query
+	usage vmcctl nope
+	usage vmcctl query --wait-ready=soon
+	usage vmcctl open
+	usage vmcctl open --hmc-id
+	usage vmcctl open --hmc-id t --timeout x
+	usage vmcctl open --hmc-id t --count 0 -M a
+	usage vmcctl pipe --hmc-id t --linger -1
+	usage vmcctl status --timeout
+	usage vmcctl status extra
+	usage vmcctl hv send --index 300 x
+	usage vmcctl hv restart --now
+	usage vmcctl trace --count 0
+	usage vmcctl ctl
+	usage vmc-run
+	usage vmc-run --no-such-option true
+	usage vmc-run --socket
+	usage vmc-run --device relative true
+	# Nothing was made for a device that was refused.
+	[ -z "$(ls -A "$d")" ] || fail "a refused command line left $(ls -A "$d")"
+}
+
+# Each man page's SEE ALSO names the four other programs and the
+# conventions' document.
+test_every_man_page_sees_all_the_other_programs() {
+	local page p see
+	for page in openvmc.1 openvmcd.8 openvmc-hvd.8 vmcctl.1 vmc-run.1; do
+		see=$(sed -n '/^\.SH SEE ALSO/,/^\.SH/p' "$src/man/$page" | sed 's/\\-/-/g')
+		[ -n "$see" ] || fail "$page: no SEE ALSO"
+		for p in openvmc.1 openvmcd.8 openvmc-hvd.8 vmcctl.1 vmc-run.1; do
+			[ "$p" = "$page" ] && continue
+			grep -qF ".BR ${p%.*} (${p##*.})" <<<"$see" || fail "$page: SEE ALSO lacks ${p%.*}(${p##*.})"
+		done
+		grep -q "options.md" <<<"$see" || fail "$page: SEE ALSO lacks options.md"
+	done
+}
+
+# shellcheck source=tests/harness.sh
+. "$(dirname "$0")/harness.sh"
