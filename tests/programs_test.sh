@@ -131,6 +131,89 @@ test_usage_errors_exit_2_in_every_program() {
 	[ -z "$(ls -A "$d")" ] || fail "a refused command line left $(ls -A "$d")"
 }
 
+# start VAR PROGRAM ARGS...: PROGRAM in the background, its pid in VAR,
+# killed when the test ends; its output in $d/PROGRAM.log.
+start() {
+	local var=$1
+	shift
+	"$@" >"$d/${1##*/}.log" 2>&1 &
+	printf -v "$var" '%s' $!
+	defer "kill -KILL $! 2>/dev/null; wait $! 2>/dev/null"
+}
+
+# until_there PATH: wait (at most 10 s) for PATH to exist.
+until_there() {
+	local i
+	for ((i = 0; i < 1000; i++)); do
+		[ -e "$1" ] && return 0
+		sleep 0.01
+	done
+	fail "$1 did not appear: $(cat "$d"/*.log)"
+}
+
+# stop PID: SIGTERM, and the clean exit status 0.
+stop() {
+	local rc=0
+	kill -TERM "$1"
+	wait "$1" || rc=$?
+	[ "$rc" -eq 0 ] || fail "exit $rc after SIGTERM: $(cat "$d"/*.log)"
+}
+
+# fails CMD...: CMD starts, fails with exit 1 (not a usage error).
+fails() {
+	local rc=0
+	timeout 20 "$@" >"$d/failed.log" 2>&1 </dev/null || rc=$?
+	[ "$rc" -eq 1 ] || fail "$*: exit $rc, not 1: $(cat "$d/failed.log")"
+}
+
+test_a_failed_start_removes_the_directories_the_daemon_made() {
+	local d
+	scratch d
+	# Each fails after it made its directories: the control socket's
+	# directory, or the replay file, is not there.
+	fails openvmc-hvd --foreground --socket "$d/hv/hv.sock" --control "$d/none/hv.ctl"
+	[ ! -e "$d/hv" ] || fail "openvmc-hvd left $d/hv"
+	grep -q "listening on $d/hv/hv.sock" "$d/failed.log" || fail "no socket was made: $(cat "$d/failed.log")"
+	fails openvmc --no-device --backend "replay:$d/none.pcapng" "$d/one/two"
+	[ ! -e "$d/one" ] || fail "openvmc left $d/one"
+	fails openvmcd --foreground --no-device --socket "$d/none.sock" --control "$d/none/drv.ctl" "$d/three/four"
+	[ ! -e "$d/three" ] || fail "openvmcd left $d/three"
+}
+
+test_a_clean_stop_removes_the_directories_the_daemons_made() {
+	local d hv drv one
+	scratch d
+	start hv openvmc-hvd --foreground --socket "$d/hv/hv.sock" --control "$d/hv/hv.ctl"
+	until_there "$d/hv/hv.ctl"
+	start drv openvmcd --foreground --no-device --socket "$d/hv/hv.sock" --control "$d/drv/run/drv.ctl" "$d/drv/run"
+	until_there "$d/drv/run/drv.ctl"
+	start one openvmc --no-device --control "$d/one/two/ctl" "$d/one/two"
+	until_there "$d/one/two/ctl"
+	stop "$one"
+	stop "$drv"
+	stop "$hv"
+	local left
+	left=$(find "$d" -mindepth 1 ! -name '*.log')
+	[ -z "$left" ] || fail "left after a clean stop: $left"
+}
+
+test_a_socket_directory_open_to_others_is_refused_with_what_to_do() {
+	local d
+	scratch d
+	mkdir -m 0755 "$d/open"
+	fails openvmc-hvd --foreground --socket "$d/open/hv.sock"
+	grep -qF "directory $d/open is mode 0755" "$d/failed.log" || fail "no reason: $(cat "$d/failed.log")"
+	grep -qF "chmod 0700 $d/open" "$d/failed.log" || fail "no remedy: $(cat "$d/failed.log")"
+	[ -d "$d/open" ] || fail "the user's directory was removed"
+	# And the remedy works.
+	chmod 0700 "$d/open"
+	local hv
+	start hv openvmc-hvd --foreground --socket "$d/open/hv.sock"
+	until_there "$d/open/hv.sock"
+	stop "$hv"
+	[ -d "$d/open" ] || fail "the user's directory was removed at the stop"
+}
+
 # Each man page's SEE ALSO names the four other programs and the
 # conventions' document.
 test_every_man_page_sees_all_the_other_programs() {

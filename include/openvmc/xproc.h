@@ -145,7 +145,9 @@ struct ovmc_xproc_server_config {
  * Listen. Refuses (-EEXIST) when another live server owns the socket (or
  * the path is not a socket), removes a stale socket file, and refuses
  * (-EPERM) a socket directory that is not ours or that other users can
- * enter (mode & 077). Also -EINVAL, -ENAMETOOLONG, -ENOTDIR, -ENOMEM,
+ * enter (mode & 077). A missing directory (the last component only) is
+ * made 0700, and ovmc_xproc_server_free() or a failure removes it again
+ * when it is empty. Also -EINVAL, -ENAMETOOLONG, -ENOTDIR, -ENOMEM,
  * or the -errno of a failed socket call.
  */
 OVMC_API int ovmc_xproc_server_new(const struct ovmc_xproc_server_config *cfg,

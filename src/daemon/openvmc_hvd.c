@@ -20,6 +20,9 @@
 #include <openvmc/xproc.h>
 
 #include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -73,6 +76,32 @@ xproc_log(void *user, enum ovmc_log_level level, const char *fmt, va_list ap)
 	ovmc_log_sink(user, level, fmt, ap);
 }
 
+/*
+ * The socket's directory is refused (-EPERM) when others may enter it or it
+ * is not ours: partitions hand their memory to whoever listens there.
+ */
+static void not_private(const char *socket)
+{
+	const char *slash = strrchr(socket, '/');
+	int len = slash ? (slash == socket ? 1 : (int)(slash - socket)) : 1;
+	const char *dir = slash ? socket : ".";
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%.*s", len, dir);
+	if (lstat(path, &st) != 0) {
+		ovmc_log(OVMC_LOG_ERROR, "main", "cannot listen at %s: %s: %s", socket, path,
+			 strerror(errno));
+		return;
+	}
+	ovmc_log(OVMC_LOG_ERROR, "main",
+		 "cannot listen at %s: directory %s is mode %04o, owner uid %u, not private to "
+		 "uid %u: run 'chmod 0700 %s'%s, or give --socket a directory that does not "
+		 "exist yet (it is made 0700)",
+		 socket, path, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid,
+		 (unsigned)geteuid(), path, st.st_uid != geteuid() ? " and chown it" : "");
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
@@ -113,6 +142,10 @@ int main(int argc, char **argv)
 	sc.log = xproc_log;
 	sc.log_user = (void *)"platform";
 	rc = ovmc_xproc_server_new(&sc, &srv);
+	if (rc == -EPERM) {
+		not_private(o.socket);
+		goto out;
+	}
 	if (rc) {
 		ovmc_log(OVMC_LOG_ERROR, "main", "cannot listen at %s: %s%s", o.socket,
 			 ovmc_strerror(rc),

@@ -62,6 +62,8 @@ struct ovmc_xproc_server {
 	/* The socket file we bound, so that free removes only ours. */
 	dev_t sock_dev;
 	ino_t sock_ino;
+	/* The directory we made for it (else NULL): removed again, if empty. */
+	char *made_dir;
 	/* Newest first, so the last one not attached is the oldest. */
 	struct client *clients;
 	unsigned n_clients;
@@ -559,8 +561,11 @@ void ovmc_xproc_server_dispatch(struct ovmc_xproc_server *s)
 
 /* ---- listening ---- */
 
-/* The directory holding the socket: ours alone, created if missing. */
-static int prepare_dir(const char *path)
+/*
+ * The directory holding the socket: ours alone, created if missing (then
+ * *made is that directory, to free()).
+ */
+static int prepare_dir(const char *path, char **made)
 {
 	char *dir = strdup(path);
 	char *slash;
@@ -576,12 +581,15 @@ static int prepare_dir(const char *path)
 		dir[1] = '\0';
 	else
 		*slash = '\0';
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+	if (mkdir(dir, 0700) == 0) {
+		*made = dir;
+		dir = NULL;
+	} else if (errno != EEXIST) {
 		rc = -errno;
 		goto out;
 	}
 	/* lstat: a symlink could be swapped by its owner after the check. */
-	if (lstat(dir, &st) < 0) {
+	if (lstat(dir ? dir : *made, &st) < 0) {
 		rc = -errno;
 		goto out;
 	}
@@ -676,7 +684,7 @@ int ovmc_xproc_server_new(const struct ovmc_xproc_server_config *cfg,
 		goto fail;
 	}
 	s->cfg.socket_path = s->path;
-	rc = prepare_dir(s->path);
+	rc = prepare_dir(s->path, &s->made_dir);
 	if (rc)
 		goto fail;
 	rc = clear_stale(s, &sa);
@@ -724,6 +732,9 @@ fail:
 		close(s->listen_fd);
 	if (s->tfd >= 0)
 		close(s->tfd);
+	if (s->made_dir)
+		rmdir(s->made_dir);
+	free(s->made_dir);
 	free(s->path);
 	free(s);
 	return rc;
@@ -753,6 +764,10 @@ void ovmc_xproc_server_free(struct ovmc_xproc_server *s)
 	/* A successor may own the path by now: remove only our own file. */
 	if (lstat(s->path, &st) == 0 && st.st_dev == s->sock_dev && st.st_ino == s->sock_ino)
 		unlink(s->path);
+	/* Only if empty: a successor's socket, or the user's files, stay. */
+	if (s->made_dir)
+		rmdir(s->made_dir);
+	free(s->made_dir);
 	free(s->path);
 	free(s);
 }
