@@ -3,13 +3,14 @@
 #
 # Commands and options are read from the programs' own --help at the
 # moment of completion (`vmcctl --help`, `vmcctl hv --help`, `vmcctl hv
-# send --help`...), so they follow the programs. Only the values of two
-# kinds of argument live here, LEVEL and SPEC; tests/completion_test.sh
+# send --help`...), so they follow the programs. Only the values of three
+# kinds of argument live here, LEVEL, SPEC and FMT; tests/completion_test.sh
 # checks them against --help. Installed once per program name in
 # bash-completion's folder; `source` it to try it from the source tree.
 
 _ovmc_levels="error warn info debug trace"
 _ovmc_backends="echo router exec: socket: socket:tcp: replay:"
+_ovmc_formats="auto text hex dump raw"
 
 # Lines "SHORT LONG META" of a --help text on stdin ("-" when there is no
 # short form, META empty for a flag): "  -c, --control PATH   ...",
@@ -101,6 +102,7 @@ _ovmc_complete() {
 		case $meta in
 		LEVEL) mapfile -t reply < <(compgen -W "$_ovmc_levels" -- "$cur") ;;
 		SPEC) mapfile -t reply < <(compgen -W "$_ovmc_backends" -- "$cur") ;;
+		FMT) mapfile -t reply < <(compgen -W "$_ovmc_formats" -- "$cur") ;;
 		*GID* | GRP | GROUP) mapfile -t reply < <(compgen -g -- "$cur") ;;
 		DIR) mapfile -t reply < <(compgen -d -- "$cur") ;;
 		PATH | FILE | LIB) mapfile -t reply < <(compgen -f -- "$cur") ;;

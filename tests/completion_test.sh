@@ -97,6 +97,8 @@ test_option_values_complete_by_kind() {
 	expect "openvmcd --capture $d/vmc.p" "$d/vmc.pcapng"
 	expect "vmcctl -d $d/vm" "$d/vmc.pcapng"
 	expect "openvmc --group roo" root
+	expect "vmcctl open --format " auto text hex dump raw
+	expect "vmcctl pipe --format=d" dump
 	# A value nobody can guess: nothing rather than files.
 	expect "openvmc --hmcs "
 }
@@ -110,7 +112,7 @@ test_vmc_run_completes_its_options_a_command_then_that_command() {
 	expect "vmc-run vmcctl open --hmc" --hmc-id --hmc-id-hex
 }
 
-# The two value lists the script keeps are the ones --help documents.
+# The value lists the script keeps are the ones --help documents.
 test_value_lists_match_the_programs_help() {
 	local p w line
 	for p in openvmc openvmcd openvmc-hvd; do
@@ -122,6 +124,12 @@ test_value_lists_match_the_programs_help() {
 		# shellcheck disable=SC2013 # words, not lines
 		for w in $(sed 's/.*LEVEL//; s/(default)//; s/,/ /g; s/\bor\b/ /g' <<<"$line"); do
 			grep -qw -- "$w" <<<"$_ovmc_levels" || fail "$p: level $w not completed"
+		done
+	done
+	for p in open pipe; do
+		line=$(vmcctl $p --help | sed -n '/--format/,/^  -/p' | sed '$d')
+		for w in $_ovmc_formats; do
+			grep -qw -- "$w" <<<"$line" || fail "vmcctl $p --help: no format $w in: $line"
 		done
 	done
 	line=$(openvmc-hvd --help | sed -n '/--backend/,/^  -/p' | sed '$d')

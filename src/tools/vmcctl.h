@@ -59,6 +59,29 @@ int hex_print(FILE *f, const unsigned char *p, size_t len);
 /* Hex-encode into a new NUL-terminated string (malloc); NULL on ENOMEM. */
 char *hex_encode(const unsigned char *p, size_t len);
 
+/* How received messages are printed (--format). */
+enum out_format {
+	OUT_AUTO,     /* OUT_READABLE on a terminal, else OUT_RAW */
+	OUT_READABLE, /* OUT_TEXT for a printable message, else OUT_DUMP */
+	OUT_TEXT,     /* one line each, bytes that are not printable escaped */
+	OUT_HEX,      /* one line of hex digits each */
+	OUT_DUMP,     /* hex dump: offset, 16 bytes, their characters */
+	OUT_RAW,      /* the bytes as they are */
+};
+/* "auto", "text", "hex", "dump" or "raw"; returns 0 or -1. */
+int parse_format(const char *s, enum out_format *out);
+/* OUT_AUTO made concrete for standard output; others unchanged. */
+enum out_format resolve_format(enum out_format f);
+/*
+ * Printable text: printable ASCII, tabs and valid UTF-8 of printable
+ * characters, with at most one line break (LF or CRLF), at the end.
+ */
+bool is_text(const unsigned char *p, size_t len);
+/* p as one line: backslash, control bytes and invalid UTF-8 escaped (C style). */
+int text_print(FILE *f, const unsigned char *p, size_t len);
+/* p as hex dump lines. Both return 0 or -1 (a write failed). */
+int dump_print(FILE *f, const unsigned char *p, size_t len);
+
 /* Report a getopt error ('?' or ':' as returned in c) and return
  * VMCCTL_USAGE. */
 int option_error(const char *cmd, int c, char **argv);

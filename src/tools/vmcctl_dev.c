@@ -42,7 +42,17 @@
 #define PIPE_MAX_QUEUED 1024
 
 /* Long options without a short form. */
-enum { OPT_HEX_ID = 0x100, OPT_HEX_IN, OPT_STDIN, OPT_COUNT, OPT_STATS, OPT_LINGER };
+enum {
+	OPT_HEX_ID = 0x100,
+	OPT_HEX_IN,
+	OPT_STDIN,
+	OPT_COUNT,
+	OPT_STATS,
+	OPT_LINGER,
+	OPT_FORMAT,
+	OPT_TEXT,
+	OPT_RAW,
+};
 
 static const char *state_name(int state)
 {
@@ -377,7 +387,8 @@ struct session_opts {
 	unsigned int mtu;
 	unsigned char hmc_id[HMC_ID_LEN];
 	bool have_id;
-	bool hex;
+	bool hex; /* pipe: input lines are hex */
+	enum out_format fmt;
 };
 
 static int parse_hmc_id(const char *cmd, struct session_opts *so, const char *arg, bool hex)
@@ -585,16 +596,38 @@ static void write_error(int err)
 	}
 }
 
-/* Print one received message: raw bytes (plus a newline if line is set) or hex. */
-static int output_message(const unsigned char *msg, size_t len, bool hex, bool line)
+/*
+ * Print one received message as fmt says (resolved: not OUT_AUTO). Raw
+ * bytes get a newline after them if line is set (pipe's lines).
+ */
+static int output_message(const unsigned char *msg, size_t len, enum out_format fmt, bool line)
 {
+	size_t text_len = len;
 	int r;
 
-	if (hex)
+	if (fmt == OUT_READABLE && is_text(msg, len)) {
+		/* Its own final line break is the line's. */
+		if (text_len && msg[text_len - 1] == '\n')
+			text_len -= text_len >= 2 && msg[text_len - 2] == '\r' ? 2 : 1;
+		fmt = OUT_TEXT;
+	} else if (fmt == OUT_READABLE) {
+		fmt = OUT_DUMP;
+	}
+	switch (fmt) {
+	case OUT_HEX:
 		r = hex_print(stdout, msg, len);
-	else
+		break;
+	case OUT_TEXT:
+		r = text_print(stdout, msg, text_len);
+		break;
+	case OUT_DUMP:
+		r = dump_print(stdout, msg, len);
+		break;
+	default:
 		r = (fwrite(msg, 1, len, stdout) == len && (!line || putchar('\n') != EOF)) ? 0
 											    : -1;
+		break;
+	}
 	if (r < 0 || fflush(stdout) != 0) {
 		err_errno("write to standard output", errno ? errno : EIO);
 		return VMCCTL_FAIL;
@@ -639,7 +672,12 @@ static void open_help(void)
 	      "      --stdin          send all of standard input as one message\n"
 	      "      --hex-in         the messages above are hex strings\n"
 	      "  -e, --expect N       messages to receive (default: as many as sent)\n"
-	      "  -x, --hex            print each received message as a hex line\n"
+	      "  -x, --hex            print each received message as a line of hex\n"
+	      "      --text           ... as a line of text, other bytes escaped (\\n, \\xNN)\n"
+	      "      --raw            ... as its bytes, back to back\n"
+	      "      --format FMT     auto, text, hex, dump (offsets, hex, characters) or\n"
+	      "                       raw; auto (default): on a terminal text for a\n"
+	      "                       printable message and dump for others, else raw\n"
 	      "  -T, --timeout MS     bound of every wait (default 5000, 0 = forever)\n"
 	      "  -u, --mtu N          read length, the negotiated MTU (default 4096)\n"
 	      "      --count N        send the list of messages N times (default 1)\n"
@@ -688,7 +726,7 @@ static int drain_queued(int fd, const struct session_opts *so, unsigned char *ms
 			return VMCCTL_OK;
 		st->received++;
 		st->received_bytes += len;
-		r = output_message(msg, len, so->hex, false);
+		r = output_message(msg, len, so->fmt, false);
 		if (r)
 			return r;
 	}
@@ -841,6 +879,18 @@ static int parse_session_common(const char *cmd, int c, struct session_opts *so)
 		return parse_hmc_id(cmd, so, optarg, true);
 	case 'x':
 		so->hex = true;
+		so->fmt = OUT_HEX;
+		return VMCCTL_OK;
+	case OPT_TEXT:
+		so->fmt = OUT_TEXT;
+		return VMCCTL_OK;
+	case OPT_RAW:
+		so->fmt = OUT_RAW;
+		return VMCCTL_OK;
+	case OPT_FORMAT:
+		if (parse_format(optarg, &so->fmt) < 0)
+			return usage_error(cmd, "unknown format '%s' (auto, text, hex, dump, raw)",
+					   optarg);
 		return VMCCTL_OK;
 	case 'T':
 		if (parse_timeout(optarg, &so->timeout_ms) < 0)
@@ -868,6 +918,9 @@ int cmd_open(int argc, char **argv, const char *device)
 		{"hex-in", no_argument, NULL, OPT_HEX_IN},
 		{"expect", required_argument, NULL, 'e'},
 		{"hex", no_argument, NULL, 'x'},
+		{"text", no_argument, NULL, OPT_TEXT},
+		{"raw", no_argument, NULL, OPT_RAW},
+		{"format", required_argument, NULL, OPT_FORMAT},
 		{"timeout", required_argument, NULL, 'T'},
 		{"mtu", required_argument, NULL, 'u'},
 		{"count", required_argument, NULL, OPT_COUNT},
@@ -961,6 +1014,7 @@ int cmd_open(int argc, char **argv, const char *device)
 		rc = usage_error("open", "an HMC id is required (--hmc-id or --hmc-id-hex)");
 		goto out;
 	}
+	so.fmt = resolve_format(so.fmt);
 	msgs = calloc(nsrc ? nsrc : 1, sizeof(*msgs));
 	msg = malloc(so.mtu);
 	if (!msgs || !msg) {
@@ -1008,6 +1062,11 @@ static void pipe_help(void)
 	      "  -i, --hmc-id ID      HMC id: text of 1 to 32 bytes, padded with NULs\n"
 	      "      --hmc-id-hex HEX HMC id: exactly 32 bytes in hex\n"
 	      "  -x, --hex            lines in and out are hex\n"
+	      "      --text           a received message as text, other bytes escaped\n"
+	      "      --raw            a received message as its bytes and a newline\n"
+	      "      --format FMT     auto, text, hex, dump or raw (the output only);\n"
+	      "                       auto (default): on a terminal text for a printable\n"
+	      "                       message and dump for others, else raw\n"
 	      "      --linger MS      wait for replies after end of input (default 500)\n"
 	      "  -T, --timeout MS     bound of the open and of a busy device (default 5000)\n"
 	      "  -u, --mtu N          read length, the negotiated MTU (default 4096)\n"
@@ -1259,7 +1318,7 @@ static int pipe_loop(int fd, struct pipe_state *ps, int linger_ms)
 				}
 				if (r == 0)
 					break;
-				rc = output_message(msg, len, so->hex, true);
+				rc = output_message(msg, len, so->fmt, true);
 				if (rc)
 					goto out;
 				if (linger_at >= 0)
@@ -1309,6 +1368,9 @@ int cmd_pipe(int argc, char **argv, const char *device)
 		{"hmc-id", required_argument, NULL, 'i'},
 		{"hmc-id-hex", required_argument, NULL, OPT_HEX_ID},
 		{"hex", no_argument, NULL, 'x'},
+		{"text", no_argument, NULL, OPT_TEXT},
+		{"raw", no_argument, NULL, OPT_RAW},
+		{"format", required_argument, NULL, OPT_FORMAT},
 		{"linger", required_argument, NULL, OPT_LINGER},
 		{"timeout", required_argument, NULL, 'T'},
 		{"mtu", required_argument, NULL, 'u'},
@@ -1351,6 +1413,7 @@ int cmd_pipe(int argc, char **argv, const char *device)
 		return usage_error("pipe", "unexpected argument '%s'", argv[optind]);
 	if (!so.have_id)
 		return usage_error("pipe", "an HMC id is required (--hmc-id or --hmc-id-hex)");
+	so.fmt = resolve_format(so.fmt);
 
 	rc = open_session(&so, &fd);
 	if (rc)

@@ -190,6 +190,137 @@ char *hex_encode(const unsigned char *p, size_t len)
 	return s;
 }
 
+int parse_format(const char *s, enum out_format *out)
+{
+	static const char *const names[] = {
+		[OUT_AUTO] = "auto", [OUT_TEXT] = "text", [OUT_HEX] = "hex",
+		[OUT_DUMP] = "dump", [OUT_RAW] = "raw",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (names[i] && strcmp(s, names[i]) == 0) {
+			*out = (enum out_format)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+enum out_format resolve_format(enum out_format f)
+{
+	if (f != OUT_AUTO)
+		return f;
+	return isatty(STDOUT_FILENO) ? OUT_READABLE : OUT_RAW;
+}
+
+/*
+ * Length of the printable UTF-8 character of 2 to 4 bytes at p (at most n
+ * bytes there), or 0: invalid, overlong, a surrogate, beyond U+10FFFF, or
+ * a C1 control (U+0080..U+009F), which terminals act upon.
+ */
+static size_t utf8_char(const unsigned char *p, size_t n)
+{
+	unsigned char c = p[0];
+	size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+					     : c >= 0xf0 && c <= 0xf4 ? 4
+								      : 0;
+	unsigned char lo = 0x80, hi = 0xbf;
+
+	if (!len || len > n)
+		return 0;
+	if (c == 0xc2)
+		lo = 0xa0;
+	else if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+static bool printable_ascii(unsigned char c)
+{
+	return c >= 0x20 && c < 0x7f;
+}
+
+bool is_text(const unsigned char *p, size_t len)
+{
+	if (len && p[len - 1] == '\n')
+		len -= len >= 2 && p[len - 2] == '\r' ? 2 : 1;
+	for (size_t i = 0; i < len;) {
+		size_t n = printable_ascii(p[i]) || p[i] == '\t' ? 1 : utf8_char(p + i, len - i);
+
+		if (!n)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+int text_print(FILE *f, const unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_char(p + i, len - i);
+		int r;
+
+		if (n) {
+			r = fwrite(p + i, 1, n, f) == n ? 0 : -1;
+			i += n;
+		} else {
+			unsigned char c = p[i++];
+
+			if (c == '\\')
+				r = fputs("\\\\", f);
+			else if (printable_ascii(c) || c == '\t')
+				r = putc(c, f);
+			else if (c == '\n')
+				r = fputs("\\n", f);
+			else if (c == '\r')
+				r = fputs("\\r", f);
+			else
+				r = fprintf(f, "\\x%02x", c);
+		}
+		if (r < 0)
+			return -1;
+	}
+	return putc('\n', f) == EOF ? -1 : 0;
+}
+
+int dump_print(FILE *f, const unsigned char *p, size_t len)
+{
+	for (size_t off = 0; off < len || off == 0; off += 16) {
+		char line[96];
+		int n = snprintf(line, sizeof(line), "%08zx ", off);
+
+		for (size_t i = 0; i < 16; i++) {
+			if (i == 8)
+				line[n++] = ' ';
+			if (off + i < len)
+				n += snprintf(line + n, sizeof(line) - (size_t)n, " %02x", p[off + i]);
+			else
+				n += snprintf(line + n, sizeof(line) - (size_t)n, "   ");
+		}
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "  |");
+		for (size_t i = 0; i < 16 && off + i < len; i++)
+			line[n++] = printable_ascii(p[off + i]) ? (char)p[off + i] : '.';
+		line[n++] = '|';
+		line[n++] = '\n';
+		if (fwrite(line, 1, (size_t)n, f) != (size_t)n)
+			return -1;
+		if (len == 0)
+			break;
+	}
+	return 0;
+}
+
 int parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out)
 {
 	char *end;
