@@ -28,6 +28,7 @@ channel() {
 # pty's CR of each line break dropped); CMD's own stdin is /dev/null.
 on_tty() {
 	local q
+	script -qec true /dev/null </dev/null >/dev/null 2>&1 || skip "script(1) gets no pty here"
 	printf -v q '%q ' "$@"
 	script -qec "$q </dev/null" /dev/null </dev/null | tr -d '\r'
 	return "${PIPESTATUS[0]}"
@@ -105,6 +106,107 @@ test_each_format_on_request_on_a_terminal_and_in_a_pipe() {
 	vmcctl --socket "$sock" open -i t --format=pretty -M hi 2>"$d/err" || rc=$?
 	[ "$rc" -eq 2 ] || fail "--format=pretty: exit $rc, not 2"
 	grep -q "unknown format 'pretty'" "$d/err" || fail "--format=pretty: $(cat "$d/err")"
+}
+
+# valid NAME... : standard input holds documents of those schemas of
+# docs/vmcctl-json.md (tests/json_check.py); prints the name of each.
+valid() {
+	python3 "$OVMC_SOURCE_DIR/tests/json_check.py" "$OVMC_SOURCE_DIR/docs/vmcctl-json.md" "$@"
+}
+
+test_the_schema_check_refuses_what_the_schema_does_not_say() {
+	valid query <<<'{"have_vmc":true,"state":"ready","state_code":3,"drc_index":0}' >/dev/null ||
+		fail "a valid query document refused"
+	! valid query <<<'{"have_vmc":true,"state":"ready","state_code":3,"drc_index":0,"x":1}' 2>/dev/null ||
+		fail "an unknown member passed"
+	! valid query <<<'{"have_vmc":true,"state":"ready","state_code":3}' 2>/dev/null ||
+		fail "a missing member passed"
+	! valid query <<<'{"have_vmc":1,"state":"ready","state_code":3,"drc_index":0}' 2>/dev/null ||
+		fail "a number for a boolean passed"
+	! valid message <<<'{"message":{"length":1,"hex":"00","text":null}' 2>/dev/null ||
+		fail "broken JSON passed"
+}
+
+test_status_json_of_openvmc_matches_the_schema_and_the_text() {
+	local d sock out
+	channel
+	check vmcctl --socket "$sock" open -i json-test -M hello >/dev/null
+	vmcctl status -c "$d/ctl" --json >"$d/status.json" || fail "exit $?"
+	[ "$(wc -l <"$d/status.json")" -eq 1 ] || fail "not one line: $(cat "$d/status.json")"
+	[ "$(valid status <"$d/status.json")" = status ] || fail "not the schema"
+	vmcctl status -c "$d/ctl" >"$d/status.txt" || fail "exit $?"
+	# The same status as the text, the same as the control line's.
+	vmcctl ctl -c "$d/ctl" status json | valid status >/dev/null || fail "status json"
+	python3 - "$d/status.json" "$d/status.txt" <<'EOF2' || fail "JSON and text disagree: $(cat "$d/status.json" "$d/status.txt")"
+import json, re, sys
+j = json.load(open(sys.argv[1]))
+t = open(sys.argv[2]).read()
+assert j["program"] == "openvmc", j["program"]
+drv, hv = j["driver"], j["hypervisor"]
+assert f"driver: state {drv['state']} ({drv['state_code']})" in t
+assert drv["state"] == "ready" and "negotiated" in drv and "device" not in drv
+s = drv["stats"]
+assert s["messages_in"] == 1 and s["bytes_in"] == 5, s
+assert (f"messages-in {s['messages_in']} messages-out {s['messages_out']} "
+        f"bytes-in {s['bytes_in']} bytes-out {s['bytes_out']}") in t
+assert drv["session_socket"]["path"].endswith("/vmc/ibmvmc.sock")
+assert hv["backend"] == "echo" and f"backend: {hv['backend']}" in t
+assert len(hv["partitions"]) == 1 and hv["partitions"][0]["state"] in t
+EOF2
+}
+
+test_status_json_of_the_two_daemons_matches_the_schema() {
+	local d i
+	scratch d
+	openvmc-hvd --foreground --socket "$d/hv/hv.sock" --control "$d/hv.ctl" >"$d/hvd.log" 2>&1 &
+	defer "kill -KILL $! 2>/dev/null; wait $! 2>/dev/null"
+	for ((i = 0; i < 1000; i++)); do [ -S "$d/hv.ctl" ] && break; sleep 0.01; done
+	openvmcd --foreground --no-device --socket "$d/hv/hv.sock" --control "$d/drv.ctl" "$d/vmc" >"$d/drv.log" 2>&1 &
+	defer "kill -KILL $! 2>/dev/null; wait $! 2>/dev/null"
+	for ((i = 0; i < 1000; i++)); do [ -S "$d/drv.ctl" ] && break; sleep 0.01; done
+	check vmcctl --socket "$d/vmc/ibmvmc.sock" query --wait-ready=10000 >/dev/null
+	vmcctl status -c "$d/hv.ctl" --json >"$d/hv.json" || fail "exit $?: $(cat "$d/hvd.log")"
+	valid status <"$d/hv.json" >/dev/null || fail "openvmc-hvd: not the schema"
+	vmcctl status -c "$d/drv.ctl" --json >"$d/drv.json" || fail "exit $?: $(cat "$d/drv.log")"
+	valid status <"$d/drv.json" >/dev/null || fail "openvmcd: not the schema"
+	python3 - "$d/hv.json" "$d/drv.json" <<'EOF2' || fail "$(cat "$d/hv.json" "$d/drv.json")"
+import json, sys
+hv, drv = (json.load(open(f)) for f in sys.argv[1:])
+assert hv["program"] == "openvmc-hvd" and "driver" not in hv and "hypervisor" in hv
+assert drv["program"] == "openvmcd" and "hypervisor" not in drv and drv["driver"]["state"] == "ready"
+assert hv["hypervisor"]["partitions"][0]["state"] == "ready"
+EOF2
+}
+
+test_query_json_matches_the_schema() {
+	local d sock out
+	channel
+	out=$(vmcctl --socket "$sock" query --json) || fail "exit $?"
+	[ "$(valid query <<<"$out")" = query ] || fail "not the schema: $out"
+	python3 -c 'import json, sys; q = json.loads(sys.argv[1]); assert q["state"] == "ready" and q["state_code"] == 3 and q["have_vmc"] is True' "$out" ||
+		fail "not ready: $out"
+}
+
+test_open_json_prints_a_line_per_message_and_the_stats() {
+	local d sock
+	channel
+	vmcctl --socket "$sock" open -i t --hex-in -M 6869 -M 00ff -M 220a --json --stats >"$d/out" 2>"$d/err" ||
+		fail "exit $?: $(cat "$d/err")"
+	[ ! -s "$d/err" ] || fail "stderr: $(cat "$d/err")"
+	[ "$(valid message stats <"$d/out" | tr '\n' ' ')" = "message message message stats " ] ||
+		fail "not 3 messages and the stats: $(cat "$d/out")"
+	python3 - "$d/out" <<'EOF2' || fail "$(cat "$d/out")"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+m = [l["message"] for l in lines[:3]]
+assert [x["hex"] for x in m] == ["6869", "00ff", "220a"]
+assert [x["text"] for x in m] == ["hi", None, "\"\n"]
+st = lines[3]["stats"]
+assert st["sent"] == 3 and st["received"] == 3 and st["received_bytes"] == 6, st
+EOF2
+	# pipe too, and --format=json is the same.
+	printf 'one\n' | vmcctl --socket "$sock" pipe -i t --linger 300 --format=json >"$d/out" || fail "exit $?"
+	[ "$(valid message <"$d/out")" = message ] || fail "pipe: $(cat "$d/out")"
 }
 
 # shellcheck source=tests/harness.sh

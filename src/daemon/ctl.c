@@ -11,6 +11,7 @@
  */
 #include "ctl.h"
 
+#include "json.h"
 #include "log.h"
 
 #include <openvmc/trace.h>
@@ -219,10 +220,40 @@ static int cmd_sessions(struct ctl *c, char *args, FILE *body, struct cmd_error 
 	return 0;
 }
 
+/* The status as one line of JSON (docs/vmcctl-json.md). */
+static void status_json(struct ctl *c, FILE *body)
+{
+	struct json j;
+
+	json_start(&j, body);
+	json_object(&j, NULL);
+	json_string(&j, "program", program_invocation_short_name);
+	json_string(&j, "version", OVMC_VERSION_STRING);
+	if (c->t.drv)
+		drvhost_status_json(c->t.drv, &j);
+	if (c->t.hv)
+		hvhost_status_json(c->t.hv, &j);
+	json_object(&j, "control");
+	json_uint(&j, "trace_clients", c->n_trace);
+	json_uint(&j, "trace_lines", c->trace_lines);
+	json_uint(&j, "trace_dropped", c->trace_dropped);
+	json_end(&j);
+	json_object(&j, "log");
+	json_uint(&j, "suppressed", ovmc_log_suppressed());
+	json_uint(&j, "dropped", ovmc_log_dropped());
+	json_end(&j);
+	json_end(&j);
+	putc('\n', body);
+}
+
 static int cmd_status(struct ctl *c, char *args, FILE *body, struct cmd_error *e)
 {
+	if (strcmp(args, "json") == 0) {
+		status_json(c, body);
+		return 0;
+	}
 	if (*args)
-		return fail(e, -EINVAL, "usage: status");
+		return fail(e, -EINVAL, "usage: status [json]");
 	if (c->t.drv)
 		drvhost_status(c->t.drv, body);
 	if (c->t.hv)
@@ -249,7 +280,7 @@ static int cmd_help(struct ctl *c, char *args, FILE *body, struct cmd_error *e)
 	(void)c;
 	(void)args;
 	(void)e;
-	fputs("status\n"
+	fputs("status [json]\n"
 	      "sessions\n"
 	      "send <hmc-index> <hex>\n"
 	      "restart [failed|deregistered]\n"

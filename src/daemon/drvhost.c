@@ -2,6 +2,8 @@
 /* The driver host: driver core + device front-end in the event loop (drvhost.h). */
 #include "drvhost.h"
 
+#include "json.h"
+
 #include "log.h"
 #include "traceout.h"
 
@@ -286,4 +288,81 @@ void drvhost_status(struct drvhost *h, FILE *out)
 		ovmc_dev_status(h->dev, out);
 	if (h->sock)
 		ovmc_sock_status(h->sock, out);
+}
+
+void drvhost_status_json(struct drvhost *h, struct json *j)
+{
+	struct ovmc_drv_negotiated neg;
+	struct ovmc_drv_slot_info si;
+	struct ovmc_drv_stats st;
+	struct ovmc_query q;
+	int state = ovmc_drv_state(h->drv);
+
+	ovmc_drv_query(h->drv, &q);
+	json_object(j, "driver");
+	json_string(j, "state", ovmc_drv_state_name(state));
+	json_int(j, "state_code", state);
+	json_bool(j, "platform_lost", h->lost);
+	json_string(j, "lost_reason", h->lost && h->lost_why[0] ? h->lost_why : NULL);
+	json_uint(j, "drc_index", (uint32_t)q.vmc_drc_index);
+	ovmc_drv_negotiated(h->drv, &neg);
+	if (state == OVMC_DRV_READY) {
+		json_object(j, "negotiated");
+		json_uint(j, "hmcs", neg.max_hmcs);
+		json_uint(j, "pool", neg.pool_size);
+		json_uint(j, "mtu", neg.mtu);
+		json_uint(j, "hv_crq", neg.hv_crq_size);
+		json_uint(j, "hv_version", neg.hv_version);
+		json_end(j);
+	}
+	json_array(j, "slots");
+	for (unsigned i = 0; ovmc_drv_slot_info(h->drv, i, &si) == 0; i++) {
+		json_object(j, NULL);
+		json_uint(j, "index", i);
+		json_string(j, "state", ovmc_slot_state_name(si.state));
+		json_uint(j, "session", si.session);
+		json_bool(j, "file", si.has_file);
+		json_uint(j, "buffers", si.buffers);
+		json_uint(j, "free", si.free);
+		json_uint(j, "hv_owned", si.hv_owned);
+		json_uint(j, "queued", si.queued);
+		if (si.state != OVMC_SLOT_FREE)
+			json_hex(j, "hmc_id", si.hmc_id, sizeof(si.hmc_id));
+		else
+			json_null(j, "hmc_id");
+		json_end(j);
+	}
+	json_end(j);
+	ovmc_drv_stats(h->drv, &st);
+	json_object(j, "stats");
+	json_uint(j, "entries_in", st.entries_in);
+	json_uint(j, "entries_out", st.entries_out);
+	json_uint(j, "messages_in", st.messages_in);
+	json_uint(j, "messages_out", st.messages_out);
+	json_uint(j, "bytes_in", st.bytes_in);
+	json_uint(j, "bytes_out", st.bytes_out);
+	json_uint(j, "resets", st.resets);
+	json_end(j);
+	json_object(j, "errors");
+	json_uint(j, "protocol", st.protocol_errors);
+	json_uint(j, "decode", st.err_decode);
+	json_uint(j, "state", st.err_state);
+	json_uint(j, "direction", st.err_direction);
+	json_uint(j, "session", st.err_session);
+	json_uint(j, "buffer", st.err_buffer);
+	json_uint(j, "length", st.err_length);
+	json_uint(j, "flood", st.err_flood);
+	json_uint(j, "truncated_reads", st.truncated_reads);
+	json_uint(j, "truncated_bytes", st.truncated_bytes);
+	json_uint(j, "discarded", st.discarded_msgs);
+	json_uint(j, "lost_rdma", st.lost_rdma);
+	json_uint(j, "send_deferred", st.send_deferred);
+	json_uint(j, "send_queue_peak", st.send_queue_peak);
+	json_uint(j, "send_failed", st.send_failed);
+	json_end(j);
+	if (h->dev)
+		ovmc_dev_status_json(h->dev, j);
+	if (h->sock)
+		ovmc_sock_status_json(h->sock, j);
+	json_end(j);
 }

@@ -74,5 +74,8 @@ void drvhost_set_tracer(struct drvhost *h, ovmc_trace_fn fn, void *arg);
 
 /* Driver state, negotiated values, slots, counters and the device, as text. */
 void drvhost_status(struct drvhost *h, FILE *out);
+/* The same as the member "driver" of a JSON object (docs/vmcctl-json.md). */
+struct json;
+void drvhost_status_json(struct drvhost *h, struct json *j);
 
 #endif

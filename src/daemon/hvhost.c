@@ -2,6 +2,8 @@
 /* The hypervisor host: machine, cores and backend in the event loop (hvhost.h). */
 #include "hvhost.h"
 
+#include "json.h"
+
 #include "log.h"
 #include "traceout.h"
 
@@ -380,4 +382,97 @@ void hvhost_status(struct hvhost *h, FILE *out)
 			(unsigned long long)hs.reserved_pad, (unsigned long long)hs.send_deferred,
 			(unsigned long long)hs.send_queue_peak, (unsigned long long)hs.send_lost);
 	}
+}
+
+void hvhost_status_json(struct hvhost *h, struct json *j)
+{
+	struct ovmc_machine_stats ms;
+
+	ovmc_machine_stats(h->m, &ms);
+	json_object(j, "hypervisor");
+	json_object(j, "machine");
+	json_uint(j, "hcalls", ms.hcalls);
+	json_uint(j, "hcall_errors", ms.hcall_errors);
+	json_uint(j, "entries_to_hv", ms.entries_to_hv);
+	json_uint(j, "entries_to_partition", ms.entries_to_partition);
+	json_uint(j, "dropped_full", ms.dropped_full);
+	json_uint(j, "rdma", ms.rdma_ops);
+	json_uint(j, "rdma_bytes", ms.rdma_bytes);
+	json_uint(j, "rdma_rejected", ms.rdma_rejected);
+	json_end(j);
+	json_string(j, "backend", h->cfg.backend);
+	json_array(j, "partitions");
+	for (struct core *c = h->cores; c; c = c->next) {
+		enum ovmc_hv_state st = ovmc_hv_state(c->hv);
+		struct ovmc_hv_negotiated neg;
+		struct ovmc_hv_pool_info pi;
+		struct ovmc_hv_stats hs;
+
+		json_object(j, NULL);
+		json_uint(j, "partition", c->partition);
+		json_string(j, "state", ovmc_hv_state_name(st));
+		ovmc_hv_negotiated(c->hv, &neg);
+		if (st == OVMC_HV_READY) {
+			json_object(j, "negotiated");
+			json_uint(j, "hmcs", neg.max_hmcs);
+			json_uint(j, "pool", neg.pool_size);
+			json_uint(j, "mtu", neg.mtu);
+			json_uint(j, "partner_crq", neg.partner_crq_size);
+			json_uint(j, "partner_version", neg.partner_version);
+			json_end(j);
+		}
+		json_array(j, "indexes");
+		for (unsigned i = 0; ovmc_hv_pool_info(c->hv, i, &pi) == 0; i++) {
+			struct ovmc_hv_session *s = ovmc_hv_session_at(c->hv, i);
+
+			json_object(j, NULL);
+			json_uint(j, "index", i);
+			if (s) {
+				json_uint(j, "session", ovmc_hv_session_number(s));
+				json_hex(j, "hmc_id", ovmc_hv_session_hmc_id(s), OVMC_HMC_ID_LEN);
+			} else {
+				json_null(j, "session");
+				json_null(j, "hmc_id");
+			}
+			json_object(j, "buffers");
+			json_uint(j, "partition", pi.partition_owned);
+			json_uint(j, "hv_free", pi.hv_free);
+			json_uint(j, "pending", pi.pending);
+			json_uint(j, "absent", pi.absent);
+			json_uint(j, "backlog", pi.backlog);
+			json_end(j);
+			json_end(j);
+		}
+		json_end(j);
+		ovmc_hv_stats(c->hv, &hs);
+		json_object(j, "stats");
+		json_uint(j, "entries_in", hs.entries_in);
+		json_uint(j, "entries_out", hs.entries_out);
+		json_uint(j, "messages_in", hs.messages_in);
+		json_uint(j, "messages_out", hs.messages_out);
+		json_uint(j, "bytes_in", hs.bytes_in);
+		json_uint(j, "bytes_out", hs.bytes_out);
+		json_uint(j, "sessions_opened", hs.sessions_opened);
+		json_uint(j, "sessions_closed", hs.sessions_closed);
+		json_uint(j, "resets", hs.resets);
+		json_uint(j, "buffers_reclaimed", hs.buffers_reclaimed);
+		json_end(j);
+		json_object(j, "errors");
+		json_uint(j, "protocol", hs.protocol_errors);
+		json_uint(j, "decode", hs.err_decode);
+		json_uint(j, "state", hs.err_state);
+		json_uint(j, "direction", hs.err_direction);
+		json_uint(j, "session", hs.err_session);
+		json_uint(j, "buffer", hs.err_buffer);
+		json_uint(j, "length", hs.err_length);
+		json_uint(j, "flood", hs.err_flood);
+		json_uint(j, "reserved_pad", hs.reserved_pad);
+		json_uint(j, "send_deferred", hs.send_deferred);
+		json_uint(j, "send_queue_peak", hs.send_queue_peak);
+		json_uint(j, "send_lost", hs.send_lost);
+		json_end(j);
+		json_end(j);
+	}
+	json_end(j);
+	json_end(j);
 }

@@ -57,5 +57,8 @@ void hvhost_set_tracer(struct hvhost *h, ovmc_trace_fn fn, void *arg);
 void hvhost_sessions(struct hvhost *h, FILE *out);
 /* Machine counters and, per VMC, state, negotiated values, sessions, pools, counters. */
 void hvhost_status(struct hvhost *h, FILE *out);
+/* The same as the member "hypervisor" of a JSON object (docs/vmcctl-json.md). */
+struct json;
+void hvhost_status_json(struct hvhost *h, struct json *j);
 
 #endif

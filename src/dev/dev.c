@@ -14,6 +14,7 @@
  */
 #include "dev_impl.h"
 
+#include "json.h"
 #include "log.h"
 #include "loop.h"
 
@@ -951,6 +952,38 @@ void ovmc_dev_status(const struct ovmc_dev *dev, FILE *out)
 		(unsigned long long)dev->stats.ioctls, (unsigned long long)dev->stats.polls,
 		(unsigned long long)dev->stats.parked, (unsigned long long)dev->stats.interrupted,
 		(unsigned long long)dev->stats.poll_notifies);
+}
+
+void ovmc_dev_status_json(const struct ovmc_dev *dev, struct json *j)
+{
+	json_object(j, "device");
+	json_string(j, "path", dev->path);
+	json_string(j, "kind", dev->cfg.cuse ? "cuse" : "fuse");
+	json_uint(j, "open_files", dev->n_files);
+	json_array(j, "files");
+	for (const struct dev_file *f = dev->files; f; f = f->next) {
+		unsigned parked = 0;
+
+		for (const struct parked_read *p = f->parked_head; p; p = p->next)
+			parked++;
+		json_object(j, NULL);
+		json_uint(j, "parked_reads", parked);
+		json_bool(j, "poll_waiter", f->ph != NULL);
+		json_end(j);
+	}
+	json_end(j);
+	json_object(j, "stats");
+	json_uint(j, "opens", dev->stats.opens);
+	json_uint(j, "releases", dev->stats.releases);
+	json_uint(j, "reads", dev->stats.reads);
+	json_uint(j, "writes", dev->stats.writes);
+	json_uint(j, "ioctls", dev->stats.ioctls);
+	json_uint(j, "polls", dev->stats.polls);
+	json_uint(j, "parked", dev->stats.parked);
+	json_uint(j, "interrupted", dev->stats.interrupted);
+	json_uint(j, "poll_notifies", dev->stats.poll_notifies);
+	json_end(j);
+	json_end(j);
 }
 
 void ovmc_dev_free(struct ovmc_dev *dev)

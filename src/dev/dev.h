@@ -61,6 +61,9 @@ void ovmc_dev_file_event(struct ovmc_dev *dev, struct ovmc_drv_file *f, unsigned
 void ovmc_dev_flush(struct ovmc_dev *dev);
 /* Open files, parked reads and counters, as text lines. */
 void ovmc_dev_status(const struct ovmc_dev *dev, FILE *out);
+/* The same as the member "device" of a JSON object (docs/vmcctl-json.md). */
+struct json;
+void ovmc_dev_status_json(const struct ovmc_dev *dev, struct json *j);
 /*
  * Unmount, answer parked reads with EIO, close every file on the driver,
  * remove the file if ovmc_dev_new() created it. NULL is ignored.

@@ -2,6 +2,7 @@
 /* Session-socket front-end (sock.h); the protocol is docs/session.md. */
 #include "sock.h"
 
+#include "json.h"
 #include "log.h"
 #include "sess_proto.h"
 
@@ -840,6 +841,30 @@ void ovmc_sock_status(const struct ovmc_sock *s, FILE *out)
 		(unsigned long long)s->st.acks, (unsigned long long)s->st.truncated_reads,
 		(unsigned long long)s->st.truncated_bytes, (unsigned long long)s->st.protocol_errors,
 		(unsigned long long)s->st.lost);
+}
+
+void ovmc_sock_status_json(const struct ovmc_sock *s, struct json *j)
+{
+	json_object(j, "session_socket");
+	json_string(j, "path", s->path);
+	json_uint(j, "connections", s->n_conns);
+	json_uint(j, "open_files", s->n_files);
+	json_object(j, "stats");
+	json_uint(j, "accepted", s->st.accepted);
+	json_uint(j, "refused_credentials", s->st.refused_cred);
+	json_uint(j, "refused_full", s->st.refused_full);
+	json_uint(j, "timed_out", s->st.timed_out);
+	json_uint(j, "files", s->st.files);
+	json_uint(j, "control", s->st.ctls);
+	json_uint(j, "requests", s->st.requests);
+	json_uint(j, "records", s->st.records);
+	json_uint(j, "acks", s->st.acks);
+	json_uint(j, "truncated_reads", s->st.truncated_reads);
+	json_uint(j, "truncated_bytes", s->st.truncated_bytes);
+	json_uint(j, "protocol_errors", s->st.protocol_errors);
+	json_uint(j, "lost", s->st.lost);
+	json_end(j);
+	json_end(j);
 }
 
 void ovmc_sock_free(struct ovmc_sock *s)

@@ -66,6 +66,9 @@ uint64_t ovmc_sock_timer(struct ovmc_sock *s, uint64_t now);
 const char *ovmc_sock_path(const struct ovmc_sock *s);
 /* Connections and counters, as text lines. */
 void ovmc_sock_status(const struct ovmc_sock *s, FILE *out);
+/* The same as the member "session_socket" of a JSON object (docs/vmcctl-json.md). */
+struct json;
+void ovmc_sock_status_json(const struct ovmc_sock *s, struct json *j);
 /* Close every connection (their files on the driver), remove the socket. NULL is ignored. */
 void ovmc_sock_free(struct ovmc_sock *s);
 

@@ -67,8 +67,9 @@ enum out_format {
 	OUT_HEX,      /* one line of hex digits each */
 	OUT_DUMP,     /* hex dump: offset, 16 bytes, their characters */
 	OUT_RAW,      /* the bytes as they are */
+	OUT_JSON,     /* one JSON object each, a line (docs/vmcctl-json.md) */
 };
-/* "auto", "text", "hex", "dump" or "raw"; returns 0 or -1. */
+/* "auto", "text", "hex", "dump", "raw" or "json"; returns 0 or -1. */
 int parse_format(const char *s, enum out_format *out);
 /* OUT_AUTO made concrete for standard output; others unchanged. */
 enum out_format resolve_format(enum out_format f);

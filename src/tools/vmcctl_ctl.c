@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 /* Long options without a short form. */
-enum { OPT_INDEX = 0x100, OPT_HEX, OPT_FAILED, OPT_DEREGISTERED, OPT_COUNT };
+enum { OPT_INDEX = 0x100, OPT_HEX, OPT_FAILED, OPT_DEREGISTERED, OPT_COUNT, OPT_JSON };
 
 struct ctl_opts {
 	const char *path;
@@ -337,11 +337,13 @@ int cmd_status(int argc, char **argv)
 	static const struct option opts[] = {
 		{"control", required_argument, NULL, 'c'},
 		{"timeout", required_argument, NULL, 'T'},
+		{"json", no_argument, NULL, OPT_JSON},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	struct ctl_opts co = {.timeout_ms = VMCCTL_DEFAULT_TIMEOUT_MS};
+	bool json = false;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, ":c:T:hV", opts, NULL)) != -1) {
@@ -351,10 +353,15 @@ int cmd_status(int argc, char **argv)
 		if (r == 0)
 			continue;
 		switch (c) {
+		case OPT_JSON:
+			json = true;
+			break;
 		case 'h':
-			fputs("Usage: vmcctl status [-c PATH]\n"
-			      "Print the status of an openvmc daemon (control line 'status').\n"
-			      "\n" CTL_OPTIONS_HELP "\nThe socket defaults to $OPENVMC_CONTROL.\n",
+			fputs("Usage: vmcctl status [-c PATH] [--json]\n"
+			      "Print the status of an openvmc daemon (control line 'status', or\n"
+			      "with --json 'status json').\n"
+			      "\n"
+			      "      --json           one JSON object (docs/vmcctl-json.md)\n" CTL_OPTIONS_HELP "\nThe socket defaults to $OPENVMC_CONTROL.\n",
 			      stdout);
 			return VMCCTL_OK;
 		case 'V':
@@ -368,7 +375,7 @@ int cmd_status(int argc, char **argv)
 	r = ctl_need_path("status", &co, "OPENVMC_CONTROL");
 	if (r)
 		return r;
-	return ctl_request("status", &co, "status");
+	return ctl_request("status", &co, json ? "status json" : "status");
 }
 
 /* ---- ctl ------------------------------------------------------------------ */

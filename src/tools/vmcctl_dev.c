@@ -20,6 +20,8 @@
  */
 #include "vmcctl.h"
 
+#include "json.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -52,6 +54,7 @@ enum {
 	OPT_FORMAT,
 	OPT_TEXT,
 	OPT_RAW,
+	OPT_JSON,
 };
 
 static const char *state_name(int state)
@@ -203,12 +206,13 @@ static void ioctl_error(const char *call, const char *hint, int err)
 
 static void query_help(void)
 {
-	fputs("Usage: vmcctl [-d PATH] query [--wait-ready[=MS]]\n"
+	fputs("Usage: vmcctl [-d PATH] query [--wait-ready[=MS]] [--json]\n"
 	      "Show the driver state (VMC_IOCTL_QUERY).\n"
 	      "\n"
 	      "  -d, --device PATH    device file\n"
 	      "  -W, --wait-ready[=MS] query until the state is ready (3), at most MS\n"
 	      "                       milliseconds (default 5000, 0 = forever)\n"
+	      "      --json           print one JSON object (docs/vmcctl-json.md)\n"
 	      "  -h, --help           show this help\n"
 	      "  -V, --version        show the version\n",
 	      stdout);
@@ -232,11 +236,12 @@ int cmd_query(int argc, char **argv, const char *device)
 	static const struct option opts[] = {
 		{"device", required_argument, NULL, 'd'},
 		{"wait-ready", optional_argument, NULL, 'W'},
+		{"json", no_argument, NULL, OPT_JSON},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	bool wait = false;
+	bool wait = false, json = false;
 	int wait_ms = VMCCTL_DEFAULT_TIMEOUT_MS;
 	int c, fd, rc;
 
@@ -250,6 +255,9 @@ int cmd_query(int argc, char **argv, const char *device)
 			if (optarg && parse_timeout(optarg, &wait_ms) < 0)
 				return usage_error("query", "invalid --wait-ready value '%s'",
 						   optarg);
+			break;
+		case OPT_JSON:
+			json = true;
 			break;
 		case 'h':
 			query_help();
@@ -282,7 +290,18 @@ int cmd_query(int argc, char **argv, const char *device)
 
 		sleep_ms(left >= 0 && left < READY_POLL_MS ? left : READY_POLL_MS);
 	}
-	if (rc != VMCCTL_FAIL) {
+	if (rc != VMCCTL_FAIL && json) {
+		struct json j;
+
+		json_start(&j, stdout);
+		json_object(&j, NULL);
+		json_bool(&j, "have_vmc", q.have_vmc);
+		json_string(&j, "state", state_name(q.state));
+		json_int(&j, "state_code", q.state);
+		json_uint(&j, "drc_index", (uint32_t)q.vmc_drc_index);
+		json_end(&j);
+		putchar('\n');
+	} else if (rc != VMCCTL_FAIL) {
 		printf("have_vmc: %s\n", q.have_vmc ? "yes" : "no");
 		printf("state: %s (%d)\n", state_name(q.state), q.state);
 		printf("drc_index: 0x%08x\n", (unsigned int)q.vmc_drc_index);
@@ -614,6 +633,23 @@ static int output_message(const unsigned char *msg, size_t len, enum out_format 
 		fmt = OUT_DUMP;
 	}
 	switch (fmt) {
+	case OUT_JSON: {
+		struct json j;
+
+		json_start(&j, stdout);
+		json_object(&j, NULL);
+		json_object(&j, "message");
+		json_uint(&j, "length", len);
+		json_hex(&j, "hex", msg, len);
+		if (is_text(msg, len))
+			json_stringn(&j, "text", (const char *)msg, len);
+		else
+			json_null(&j, "text");
+		json_end(&j);
+		json_end(&j);
+		r = putchar('\n') == EOF || ferror(stdout) ? -1 : 0;
+		break;
+	}
 	case OUT_HEX:
 		r = hex_print(stdout, msg, len);
 		break;
@@ -675,13 +711,15 @@ static void open_help(void)
 	      "  -x, --hex            print each received message as a line of hex\n"
 	      "      --text           ... as a line of text, other bytes escaped (\\n, \\xNN)\n"
 	      "      --raw            ... as its bytes, back to back\n"
-	      "      --format FMT     auto, text, hex, dump (offsets, hex, characters) or\n"
-	      "                       raw; auto (default): on a terminal text for a\n"
+	      "      --format FMT     auto, text, hex, dump (offsets, hex, characters), json\n"
+	      "                       or raw; auto (default): on a terminal text for a\n"
 	      "                       printable message and dump for others, else raw\n"
+	      "      --json           each received message, and --stats, as a JSON line\n"
 	      "  -T, --timeout MS     bound of every wait (default 5000, 0 = forever)\n"
 	      "  -u, --mtu N          read length, the negotiated MTU (default 4096)\n"
 	      "      --count N        send the list of messages N times (default 1)\n"
-	      "      --stats          print a summary line to standard error\n"
+	      "      --stats          print a summary line to standard error (--json:\n"
+	      "                       a last JSON line on standard output)\n"
 	      "  -h, --help           show this help\n"
 	      "  -V, --version        show the version\n",
 	      stdout);
@@ -699,17 +737,36 @@ struct open_stats {
 	int64_t start;
 };
 
-static void print_stats(const struct open_stats *st)
+/* A line on standard error, or with --json the last JSON line of standard output. */
+static int print_stats(const struct open_stats *st, bool json)
 {
 	double secs = (double)(now_ms() - st->start) / 1000.0;
 	double div = secs > 0 ? secs : 0.001;
 
+	if (json) {
+		struct json j;
+
+		json_start(&j, stdout);
+		json_object(&j, NULL);
+		json_object(&j, "stats");
+		json_uint(&j, "sent", st->sent);
+		json_uint(&j, "sent_bytes", st->sent_bytes);
+		json_uint(&j, "received", st->received);
+		json_uint(&j, "received_bytes", st->received_bytes);
+		json_double(&j, "elapsed_s", secs, 3);
+		json_double(&j, "sent_per_s", (double)st->sent / div, 1);
+		json_double(&j, "received_per_s", (double)st->received / div, 1);
+		json_end(&j);
+		json_end(&j);
+		return putchar('\n') == EOF ? VMCCTL_FAIL : VMCCTL_OK;
+	}
 	fprintf(stderr,
 		"vmcctl: stats: sent %" PRIu64 " messages (%" PRIu64 " bytes), received %" PRIu64
 		" messages (%" PRIu64 " bytes), elapsed %.3f s, %.1f msgs/s sent, %.1f msgs/s "
 		"received\n",
 		st->sent, st->sent_bytes, st->received, st->received_bytes, secs,
 		(double)st->sent / div, (double)st->received / div);
+	return VMCCTL_OK;
 }
 
 /* Receive and print every message already queued, up to the expected count. */
@@ -887,9 +944,12 @@ static int parse_session_common(const char *cmd, int c, struct session_opts *so)
 	case OPT_RAW:
 		so->fmt = OUT_RAW;
 		return VMCCTL_OK;
+	case OPT_JSON:
+		so->fmt = OUT_JSON;
+		return VMCCTL_OK;
 	case OPT_FORMAT:
 		if (parse_format(optarg, &so->fmt) < 0)
-			return usage_error(cmd, "unknown format '%s' (auto, text, hex, dump, raw)",
+			return usage_error(cmd, "unknown format '%s' (auto, text, hex, dump, raw, json)",
 					   optarg);
 		return VMCCTL_OK;
 	case 'T':
@@ -921,6 +981,7 @@ int cmd_open(int argc, char **argv, const char *device)
 		{"text", no_argument, NULL, OPT_TEXT},
 		{"raw", no_argument, NULL, OPT_RAW},
 		{"format", required_argument, NULL, OPT_FORMAT},
+		{"json", no_argument, NULL, OPT_JSON},
 		{"timeout", required_argument, NULL, 'T'},
 		{"mtu", required_argument, NULL, 'u'},
 		{"count", required_argument, NULL, OPT_COUNT},
@@ -1037,8 +1098,8 @@ int cmd_open(int argc, char **argv, const char *device)
 		rc = send_message(fd, &so, &msgs[i % nsrc], msg, expect, &st);
 	if (!rc)
 		rc = receive_messages(fd, &so, msg, expect, &st);
-	if (stats)
-		print_stats(&st);
+	if (stats && print_stats(&st, so.fmt == OUT_JSON) && !rc)
+		rc = VMCCTL_FAIL;
 	rc = close_device(fd, rc);
 out:
 	for (size_t i = 0; msgs && i < nsrc; i++)
@@ -1064,9 +1125,9 @@ static void pipe_help(void)
 	      "  -x, --hex            lines in and out are hex\n"
 	      "      --text           a received message as text, other bytes escaped\n"
 	      "      --raw            a received message as its bytes and a newline\n"
-	      "      --format FMT     auto, text, hex, dump or raw (the output only);\n"
+	      "      --format FMT     auto, text, hex, dump, json or raw (output only);\n"
 	      "                       auto (default): on a terminal text for a printable\n"
-	      "                       message and dump for others, else raw\n"
+	      "                       message and dump for others, else raw\n"	      "      --json           each received message as a JSON line\n"
 	      "      --linger MS      wait for replies after end of input (default 500)\n"
 	      "  -T, --timeout MS     bound of the open and of a busy device (default 5000)\n"
 	      "  -u, --mtu N          read length, the negotiated MTU (default 4096)\n"
@@ -1371,6 +1432,7 @@ int cmd_pipe(int argc, char **argv, const char *device)
 		{"text", no_argument, NULL, OPT_TEXT},
 		{"raw", no_argument, NULL, OPT_RAW},
 		{"format", required_argument, NULL, OPT_FORMAT},
+		{"json", no_argument, NULL, OPT_JSON},
 		{"linger", required_argument, NULL, OPT_LINGER},
 		{"timeout", required_argument, NULL, 'T'},
 		{"mtu", required_argument, NULL, 'u'},

@@ -194,7 +194,7 @@ int parse_format(const char *s, enum out_format *out)
 {
 	static const char *const names[] = {
 		[OUT_AUTO] = "auto", [OUT_TEXT] = "text", [OUT_HEX] = "hex",
-		[OUT_DUMP] = "dump", [OUT_RAW] = "raw",
+		[OUT_DUMP] = "dump", [OUT_RAW] = "raw",	  [OUT_JSON] = "json",
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
