@@ -452,13 +452,14 @@ openvmc_programs() {
 			die "building openvmc failed"
 	fi
 	# The channel needs QEMU's spapr-vmc device and the daemon's guest socket.
-	vmc=0
-	if "$qemu_bin" -M pseries -device help 2>/dev/null | grep -q '"spapr-vmc"' &&
-		"$hvd_bin" --help 2>&1 | grep -q -- --guest-socket; then
-		vmc=1
-	else
-		say "no spapr-vmc device in QEMU or no --guest-socket in openvmc-hvd:" \
-			"only the module is tested, not the channel"
+	local dev=0 sock=0
+	"$qemu_bin" -M pseries -device help 2>/dev/null | grep -q '"spapr-vmc"' && dev=1
+	"$hvd_bin" --help 2>&1 | grep -q -- --guest-socket && sock=1
+	vmc=$((dev & sock))
+	if [ "$dev" = 0 ]; then
+		say "QEMU has no spapr-vmc device: only the module is tested, not the channel"
+	elif [ "$sock" = 0 ]; then
+		say "$hvd_bin has no --guest-socket: only the module is tested, not the channel"
 	fi
 }
 
