@@ -76,7 +76,7 @@ struct SpaprVioVmc {
     uint32_t credit;
 
     int32_t last_refusal;
-    uint64_t protocol_errors;
+    uint64_t link_failures;
 };
 
 static SpaprVioVmc *vmc_find(SpaprMachineState *spapr)
@@ -102,13 +102,13 @@ static uint64_t vmc_local_window_size(SpaprVioVmc *s)
 
 static void vmc_link_failed(SpaprVioVmc *s, const char *why)
 {
-    s->protocol_errors++;
+    s->link_failures++;
     /*
      * No rate limit needed: the link is closed at once, and the chardev's
      * reconnect delay bounds how often a bad daemon gets here.
      */
     error_report("spapr-vmc: %s; closing the link to the hypervisor "
-                 "(%" PRIu64 " protocol errors)", why, s->protocol_errors);
+                 "(%" PRIu64 " failures)", why, s->link_failures);
     qemu_chr_fe_disconnect(&s->chr);
 }
 
