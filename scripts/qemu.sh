@@ -399,10 +399,11 @@ prepare() {
 
 # ---- running ----
 
-run= hvd_pid= guest_pid= hvd_runs=0
+run= hvd_pid= guest_pid= fake_pid= hvd_runs=0
 cleanup() {
 	local rc=$?
 	[ -z "$guest_pid" ] || kill -KILL "$guest_pid" 2>/dev/null || true
+	[ -z "$fake_pid" ] || kill -KILL "$fake_pid" 2>/dev/null || true
 	stop_hvd
 	if [ -n "$run" ]; then
 		if [ "$keep" = 1 ] || { [ "$mode" = test ] && [ "$rc" != 0 ]; }; then
@@ -455,7 +456,7 @@ openvmc_programs() {
 	local dev=0 sock=0
 	"$qemu_bin" -M pseries -device help 2>/dev/null | grep -q '"spapr-vmc"' && dev=1
 	"$hvd_bin" --help 2>&1 | grep -q -- --guest-socket && sock=1
-	vmc=$((dev & sock))
+	vmc=$((dev & sock)) qemu_vmc=$dev
 	if [ "$dev" = 0 ]; then
 		say "QEMU has no spapr-vmc device: only the module is tested, not the channel"
 	elif [ "$sock" = 0 ]; then
@@ -546,6 +547,40 @@ check_capture() {
 	fi
 }
 
+# QEMU's device against a hypervisor that breaks each rule of the guest
+# link once (guest/hostile-hv.py): the link must close each time, QEMU
+# must live on and reconnect, and a good hypervisor must keep the link.
+check_hostile_hypervisor() {
+	local name=device_closes_the_link_on_each_bad_message_and_lives_on out alive=0 rc=0
+	python3 "$top/guest/hostile-hv.py" "$run/hostile.sock" >"$run/hostile.txt" 2>&1 &
+	fake_pid=$!
+	for _ in $(seq 100); do
+		[ -S "$run/hostile.sock" ] && break
+		sleep 0.05
+	done
+	# Paused vCPUs (-S): only the device and its chardev run.
+	"$qemu_run" -M pseries,x-vof=on -cpu power9 -m 256M -nodefaults -display none -S \
+		-L /usr/share/qemu -kernel "$vmlinux" -serial null -monitor none \
+		-chardev "socket,id=vmc0,path=$run/hostile.sock,reconnect=1" \
+		-device spapr-vmc,chardev=vmc0 2>"$run/hostile-qemu.err" &
+	guest_pid=$!
+	wait "$fake_pid" || rc=$?
+	fake_pid=
+	kill -0 "$guest_pid" 2>/dev/null && alive=1
+	kill -KILL "$guest_pid" 2>/dev/null || true
+	wait "$guest_pid" 2>/dev/null || true
+	guest_pid=
+	out=$(grep -c '^ok ' "$run/hostile.txt" || true)
+	if [ "$rc" = 0 ] && [ "$alive" = 1 ]; then
+		result ok "$name"
+		echo "  $out cases, $(grep -c 'closing the link' "$run/hostile-qemu.err" || true) links closed by QEMU" >&2
+	elif [ "$alive" = 0 ]; then
+		result FAIL "$name" "QEMU died: $(tail -1 "$run/hostile-qemu.err")"
+	else
+		result FAIL "$name" "$(grep -v '^ok ' "$run/hostile.txt" | head -1)"
+	fi
+}
+
 run_tests() {
 	local line planned= seen=0 ended=0 left rc
 	coproc GUEST { exec "$qemu_run" "${guest_args[@]}" 2>"$run/qemu.err"; }
@@ -631,8 +666,9 @@ if [ "$mode" = shell ]; then
 	"$qemu_run" "${guest_args[@]}"
 	exit 0
 fi
-say "booting the guest ($kernel_abi, QEMU pseries, TCG)"
 t0=$SECONDS
+[ "$qemu_vmc" = 0 ] || check_hostile_hypervisor
+say "booting the guest ($kernel_abi, QEMU pseries, TCG)"
 run_tests
 say "guest run took $((SECONDS - t0)) s"
 echo "$pass passed, $fail failed"
