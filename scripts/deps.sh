@@ -8,12 +8,13 @@ set -euo pipefail
 # scripts/qemu.sh: cross compiler and libc for the guest programs and the
 # module, QEMU's build dependencies, its firmware, the initramfs tools.
 # clang and its runtime: the fuzz targets (fuzz/); valgrind: scripts/soak.sh --long.
+# gnuplot-nox: the benchmark's plot (bench/plot.sh, scripts/bench.sh).
 pkgs=(build-essential cmake pkg-config libfuse3-dev fuse3 tshark python3
 	dpkg-dev debhelper lintian systemd
 	gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross ninja-build meson libglib2.0-dev
 	libpixman-1-dev libfdt-dev zlib1g-dev flex bison qemu-system-data cpio xz-utils
 	patch bc kmod
-	clang libclang-rt-14-dev valgrind)
+	clang libclang-rt-14-dev valgrind gnuplot-nox)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,9 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The benchmark is not run by the test command; this only checks that it
+# works end to end (every path, both modes, the report) with a few round
+# trips. It asserts no timing.
+if(TARGET ovmc-bench)
+  add_test(NAME bench.smoke COMMAND ovmc-bench --iters 20 --idle-ms 50 --mode both
+    --csv /dev/null --json /dev/null)
+  set_tests_properties(bench.smoke PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77 LABELS bench)
+endif()
