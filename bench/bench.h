@@ -51,11 +51,13 @@ void bench_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noretu
 
 /* Median and 99th percentile of n samples (sorted in place). */
 void bench_stats(double *v, size_t n, double *median, double *p99);
-/* n round trips of `size` bytes on fd (write, then read the echo):
- * medians and p99 in microseconds. */
+/* n round trips of `size` bytes on fd (write, then read the echo): the
+ * time of each in microseconds into v (NULL: warm-up). */
+void bench_fd_rtt_samples(int fd, size_t size, unsigned n, double *v);
+/* The same after a warm-up: median and p99. */
 void bench_fd_rtt(int fd, size_t size, unsigned n, double *median, double *p99);
-/* Writer and reader threads on fd, n messages of `size`: MiB/s. */
-double bench_fd_tput(int fd, size_t size, unsigned n);
+/* Writer and reader threads on fd, n messages of `size`: seconds taken. */
+double bench_fd_tput_s(int fd, size_t size, unsigned n);
 
 /* Cleanup registry: everything here is undone at exit, also on a signal. */
 void bench_cleanup_init(void);
@@ -88,7 +90,7 @@ pid_t bench_fuse_echo_start(const char *path);
 /* ---- paths.c ---- */
 struct bench_core;
 struct bench_core *bench_core_new(void);
-void bench_core_rtt(struct bench_core *c, size_t size, unsigned n, double *median, double *p99);
+void bench_core_rtt_samples(struct bench_core *c, size_t size, unsigned n, double *v);
 void bench_core_free(struct bench_core *c);
 
 /* A running openvmc, or openvmcd + openvmc-hvd, serving a device file. */

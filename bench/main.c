@@ -144,31 +144,82 @@ static void judge(struct bench_rows *rows)
 
 /* ---- one mode: pinned to CPU 0, or free ---- */
 
-static void rtt_rows(struct bench_rows *rows, const char *mode, const char *path, int fd,
-		     unsigned iters, size_t max)
-{
-	for (int i = 0; i < BENCH_NSIZES && bench_sizes[i] <= max; i++) {
-		double m, p;
+/*
+ * Every path is measured in ROUNDS slices, in turn with the others, so
+ * that a change of load on the machine (other work, frequency) meets the
+ * floors and openvmc's paths alike: the ratios are what matters.
+ */
+#define ROUNDS 10
 
-		bench_fd_rtt(fd, bench_sizes[i], iters, &m, &p);
-		bench_add(rows, mode, path, "rtt", bench_sizes[i], m, p, "us");
-	}
+enum { P_SOCKETPAIR, P_FUSE, P_CORE, P_OPENVMC, P_DAEMONS, NPATHS };
+
+struct path {
+	const char *name;
+	int fd;                   /* the echo to measure, or -1 for the core */
+	struct bench_core *core;
+	double med[BENCH_NSIZES], p99[BENCH_NSIZES];
+	double tput_s;
+};
+
+static void path_rtt(struct path *p, size_t size, unsigned n, double *v)
+{
+	if (p->core)
+		bench_core_rtt_samples(p->core, size, n, v);
+	else
+		bench_fd_rtt_samples(p->fd, size, n, v);
 }
 
-static void idle_rows(const struct bench_cfg *cfg, struct bench_rows *rows, const char *mode,
-		      const struct bench_daemons *d)
+static void measure_rtt(const struct bench_cfg *cfg, struct path *paths)
 {
-	pid_t pids[2] = {d->pid, d->hv_pid};
-	const char *names[2] = {d->pair ? "openvmcd" : "openvmc", "openvmc-hvd"};
-	double before[2] = {0};
+	unsigned per = cfg->iters / ROUNDS ? cfg->iters / ROUNDS : 1, n = per * ROUNDS;
+	double *v[NPATHS];
 
-	for (int i = 0; i < 2; i++)
-		if (pids[i])
-			before[i] = bench_cpu_ms(pids[i]);
+	for (int k = 0; k < NPATHS; k++) {
+		v[k] = calloc(n, sizeof(double));
+		if (!v[k])
+			bench_die("out of memory");
+	}
+	for (int i = 0; i < BENCH_NSIZES; i++) {
+		size_t size = bench_sizes[i];
+
+		for (int k = 0; k < NPATHS; k++)
+			path_rtt(&paths[k], size, n / 10 + 1, NULL);
+		for (unsigned r = 0; r < ROUNDS; r++)
+			for (int k = 0; k < NPATHS; k++)
+				path_rtt(&paths[k], size, per, v[k] + r * per);
+		for (int k = 0; k < NPATHS; k++)
+			bench_stats(v[k], n, &paths[k].med[i], &paths[k].p99[i]);
+	}
+	for (int k = 0; k < NPATHS; k++)
+		free(v[k]);
+}
+
+static void measure_tput(const struct bench_cfg *cfg, struct path *paths)
+{
+	unsigned per = cfg->tput_msgs / ROUNDS ? cfg->tput_msgs / ROUNDS : 1;
+
+	for (unsigned r = 0; r < ROUNDS; r++)
+		for (int k = 0; k < NPATHS; k++)
+			if (!paths[k].core)
+				paths[k].tput_s += bench_fd_tput_s(paths[k].fd, TPUT_SIZE, per);
+	for (int k = 0; k < NPATHS; k++)
+		paths[k].tput_s = paths[k].core ? -1 : (double)per * ROUNDS * TPUT_SIZE /
+							  paths[k].tput_s / (1024.0 * 1024.0);
+}
+
+/* CPU of every daemon over one idle window (a session open on each), and
+ * their resident sets. */
+static void idle_rows(const struct bench_cfg *cfg, struct bench_rows *rows, const char *mode,
+		      const struct bench_daemons *one, const struct bench_daemons *pair)
+{
+	pid_t pids[3] = {one->pid, pair->pid, pair->hv_pid};
+	const char *names[3] = {"openvmc", "openvmcd", "openvmc-hvd"};
+	double before[3];
+
+	for (int i = 0; i < 3; i++)
+		before[i] = bench_cpu_ms(pids[i]);
 	bench_sleep_ms(cfg->idle_ms);
-	for (int i = 0; i < 2; i++) {
-		if (!pids[i])
-			continue;
+	for (int i = 0; i < 3; i++) {
 		bench_add(rows, mode, names[i], "idle-cpu", 0, bench_cpu_ms(pids[i]) - before[i],
 			  -1, "ms");
 		bench_add(rows, mode, names[i], "rss", 0, (double)bench_rss_kib(pids[i]) / 1024.0,
@@ -176,37 +227,28 @@ static void idle_rows(const struct bench_cfg *cfg, struct bench_rows *rows, cons
 	}
 }
 
-static void daemon_rows(const struct bench_cfg *cfg, struct bench_rows *rows, const char *mode,
-			bool pair)
+static void sessions_rows(const struct bench_cfg *cfg, struct bench_rows *rows, const char *mode,
+			  bool pair)
 {
-	const char *path = pair ? "daemons" : "openvmc";
 	struct bench_daemons d;
-	int fd;
-
-	bench_log("%s: %s", mode, pair ? "openvmcd + openvmc-hvd" : "openvmc");
-	bench_daemons_start(cfg, pair, 1, BENCH_MAX_SIZE, &d);
-	fd = bench_session_open(&d, 0);
-	rtt_rows(rows, mode, path, fd, cfg->iters, BENCH_MAX_SIZE);
-	bench_add(rows, mode, path, "tput", TPUT_SIZE, bench_fd_tput(fd, TPUT_SIZE, cfg->tput_msgs),
-		  -1, "MiB/s");
-	/* Idle with a session open: nothing may tick. */
-	idle_rows(cfg, rows, mode, &d);
-	close(fd);
-	bench_daemons_stop(&d);
 
 	bench_log("%s: %s, 64 sessions", mode, pair ? "openvmcd + openvmc-hvd" : "openvmc");
 	bench_daemons_start(cfg, pair, 64, 4096, &d);
-	bench_sessions(cfg, &d, mode, path, rows);
+	bench_sessions(cfg, &d, mode, pair ? "daemons" : "openvmc", rows);
 	bench_daemons_stop(&d);
 }
 
 static void run_mode(const struct bench_cfg *cfg, struct bench_rows *rows, const char *mode,
 		     const cpu_set_t *cpus)
 {
+	struct path paths[NPATHS] = {
+		[P_SOCKETPAIR] = {.name = "socketpair"}, [P_FUSE] = {.name = "bare-fuse"},
+		[P_CORE] = {.name = "core", .fd = -1},   [P_OPENVMC] = {.name = "openvmc"},
+		[P_DAEMONS] = {.name = "daemons"},
+	};
+	struct bench_daemons one, pair;
 	char dir[64], echo[96];
-	struct bench_core *core;
-	pid_t pid;
-	int fd;
+	pid_t sp_pid, echo_pid;
 
 	/* Everything started from here on inherits the mask (taskset -c 0). */
 	if (sched_setaffinity(0, sizeof(*cpus), cpus))
@@ -221,38 +263,46 @@ static void run_mode(const struct bench_cfg *cfg, struct bench_rows *rows, const
 		bench_add(rows, mode, "memcpy", "rtt", bench_sizes[i], m, p, "us");
 	}
 
-	bench_log("%s: socketpair", mode);
-	fd = bench_socketpair_start(&pid);
-	rtt_rows(rows, mode, "socketpair", fd, cfg->iters, BENCH_MAX_SIZE);
-	bench_add(rows, mode, "socketpair", "tput", TPUT_SIZE,
-		  bench_fd_tput(fd, TPUT_SIZE, cfg->tput_msgs), -1, "MiB/s");
-	close(fd);
-	bench_stop_pid(pid);
-
-	bench_log("%s: bare FUSE echo file", mode);
+	bench_log("%s: starting the floors, the cores, openvmc, openvmcd + openvmc-hvd", mode);
+	paths[P_SOCKETPAIR].fd = bench_socketpair_start(&sp_pid);
 	snprintf(echo, sizeof(echo), "%s/echo", dir);
-	pid = bench_fuse_echo_start(echo);
-	fd = open(echo, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
+	echo_pid = bench_fuse_echo_start(echo);
+	paths[P_FUSE].fd = open(echo, O_RDWR | O_CLOEXEC);
+	if (paths[P_FUSE].fd < 0)
 		bench_die("%s: %s", echo, strerror(errno));
-	rtt_rows(rows, mode, "bare-fuse", fd, cfg->iters, BENCH_MAX_SIZE);
-	bench_add(rows, mode, "bare-fuse", "tput", TPUT_SIZE,
-		  bench_fd_tput(fd, TPUT_SIZE, cfg->tput_msgs), -1, "MiB/s");
-	close(fd);
-	bench_stop_pid(pid);
+	paths[P_CORE].core = bench_core_new();
+	bench_daemons_start(cfg, false, 1, BENCH_MAX_SIZE, &one);
+	paths[P_OPENVMC].fd = bench_session_open(&one, 0);
+	bench_daemons_start(cfg, true, 1, BENCH_MAX_SIZE, &pair);
+	paths[P_DAEMONS].fd = bench_session_open(&pair, 0);
 
-	bench_log("%s: core to core", mode);
-	core = bench_core_new();
-	for (int i = 0; i < BENCH_NSIZES; i++) {
-		double m, p;
-
-		bench_core_rtt(core, bench_sizes[i], cfg->iters, &m, &p);
-		bench_add(rows, mode, "core", "rtt", bench_sizes[i], m, p, "us");
+	bench_log("%s: round trips, every path in turn", mode);
+	measure_rtt(cfg, paths);
+	bench_log("%s: 4 KiB throughput, every path in turn", mode);
+	measure_tput(cfg, paths);
+	for (int k = 0; k < NPATHS; k++) {
+		for (int i = 0; i < BENCH_NSIZES; i++)
+			bench_add(rows, mode, paths[k].name, "rtt", bench_sizes[i], paths[k].med[i],
+				  paths[k].p99[i], "us");
+		if (!paths[k].core)
+			bench_add(rows, mode, paths[k].name, "tput", TPUT_SIZE, paths[k].tput_s, -1,
+				  "MiB/s");
 	}
-	bench_core_free(core);
+	/* Idle with a session open: nothing may tick. */
+	bench_log("%s: idle", mode);
+	idle_rows(cfg, rows, mode, &one, &pair);
 
-	daemon_rows(cfg, rows, mode, false);
-	daemon_rows(cfg, rows, mode, true);
+	for (int k = 0; k < NPATHS; k++)
+		if (paths[k].fd >= 0)
+			close(paths[k].fd);
+	bench_core_free(paths[P_CORE].core);
+	bench_daemons_stop(&one);
+	bench_daemons_stop(&pair);
+	bench_stop_pid(echo_pid);
+	bench_stop_pid(sp_pid);
+
+	sessions_rows(cfg, rows, mode, false);
+	sessions_rows(cfg, rows, mode, true);
 }
 
 /* ---- output ---- */

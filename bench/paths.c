@@ -127,16 +127,12 @@ struct bench_core *bench_core_new(void)
 	return c;
 }
 
-void bench_core_rtt(struct bench_core *c, size_t size, unsigned n, double *median, double *p99)
+void bench_core_rtt_samples(struct bench_core *c, size_t size, unsigned n, double *v)
 {
 	static uint8_t out[BENCH_MAX_SIZE], in[BENCH_MAX_SIZE];
-	double *v = calloc(n, sizeof(*v));
-	unsigned warm = n / 10 + 1;
 
-	if (!v)
-		bench_die("out of memory");
 	memset(out, 0x3c, size);
-	for (unsigned i = 0; i < warm + n; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		uint64_t t0 = bench_now_ns();
 		ssize_t r = ovmc_drv_write(c->drv, c->f, out, size, t0);
 
@@ -152,11 +148,9 @@ void bench_core_rtt(struct bench_core *c, size_t size, unsigned n, double *media
 		}
 		if (r != (ssize_t)size)
 			bench_die("core to core read: %zd", r);
-		if (i >= warm)
-			v[i - warm] = (double)(bench_now_ns() - t0) / 1000.0;
+		if (v)
+			v[i] = (double)(bench_now_ns() - t0) / 1000.0;
 	}
-	bench_stats(v, n, median, p99);
-	free(v);
 }
 
 void bench_core_free(struct bench_core *c)

@@ -131,23 +131,29 @@ static void read_msg(int fd, void *buf, size_t len)
 	}
 }
 
-void bench_fd_rtt(int fd, size_t size, unsigned n, double *median, double *p99)
+void bench_fd_rtt_samples(int fd, size_t size, unsigned n, double *v)
 {
 	static char out[BENCH_MAX_SIZE], in[BENCH_MAX_SIZE];
-	double *v = calloc(n, sizeof(*v));
-	unsigned warm = n / 10 + 1;
 
-	if (!v)
-		bench_die("out of memory");
 	memset(out, 0x5a, size);
-	for (unsigned i = 0; i < warm + n; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		uint64_t t0 = bench_now_ns();
 
 		write_msg(fd, out, size);
 		read_msg(fd, in, size);
-		if (i >= warm)
-			v[i - warm] = (double)(bench_now_ns() - t0) / 1000.0;
+		if (v)
+			v[i] = (double)(bench_now_ns() - t0) / 1000.0;
 	}
+}
+
+void bench_fd_rtt(int fd, size_t size, unsigned n, double *median, double *p99)
+{
+	double *v = calloc(n, sizeof(*v));
+
+	if (!v)
+		bench_die("out of memory");
+	bench_fd_rtt_samples(fd, size, n / 10 + 1, NULL);
+	bench_fd_rtt_samples(fd, size, n, v);
 	bench_stats(v, n, median, p99);
 	free(v);
 }
@@ -173,7 +179,7 @@ static void *tput_writer(void *arg)
 	return NULL;
 }
 
-double bench_fd_tput(int fd, size_t size, unsigned n)
+double bench_fd_tput_s(int fd, size_t size, unsigned n)
 {
 	static char in[BENCH_MAX_SIZE];
 	struct tput t = {.fd = fd, .size = size, .n = n};
@@ -192,7 +198,7 @@ double bench_fd_tput(int fd, size_t size, unsigned n)
 	s = (double)(bench_now_ns() - t0) / 1e9;
 	pthread_join(th, NULL);
 	sem_destroy(&t.slots);
-	return (double)n * (double)size / s / (1024.0 * 1024.0);
+	return s;
 }
 
 /* ---- cleanup ---- */
