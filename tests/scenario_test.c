@@ -1982,3 +1982,24 @@ TEST(random_traffic_with_hypervisor_restarts)
 	for (uint64_t seed = 11; seed <= 14; seed++)
 		soak(seed, 3000, true);
 }
+
+TEST(crq_pending_says_when_an_entry_waits_for_the_driver)
+{
+	struct sim *s = sim_new(NULL);
+	uint8_t id[OVMC_HMC_ID_LEN], buf[64];
+	struct sim_file *f;
+
+	sim_ready(s);
+	sim_make_id(id, 7);
+	f = sim_open_session(s, id);
+	sim_run(s);
+	CHECK(!ovmc_drv_crq_pending(s->drv));
+	/* The hypervisor sends; the driver has not looked at its CRQ yet. */
+	CHECK_EQ(sim_backend_send(s, 0, "ping", 4), 0);
+	CHECK(ovmc_drv_crq_pending(s->drv));
+	CHECK(ovmc_drv_handle_interrupt(s->drv, s->now) > 0);
+	CHECK(!ovmc_drv_crq_pending(s->drv));
+	sim_run(s);
+	CHECK_EQ(sim_read(s, f, buf, sizeof(buf)), 4);
+	CHECK_MEM(buf, "ping", 4);
+}

@@ -113,6 +113,13 @@ OVMC_API void ovmc_drv_platform_lost(struct ovmc_drv *d, uint64_t now);
 /* Drain the CRQ (call when the interrupt fd is readable). Returns the
  * number of entries handled. */
 OVMC_API unsigned ovmc_drv_handle_interrupt(struct ovmc_drv *d, uint64_t now);
+/*
+ * Whether an entry waits in the CRQ (or a reset is due), without a system
+ * call: an owner that just ran the hypervisor (in the same process, or
+ * after an hcall) calls ovmc_drv_handle_interrupt() at once instead of
+ * waiting for the interrupt fd to wake it.
+ */
+OVMC_API bool ovmc_drv_crq_pending(const struct ovmc_drv *d);
 OVMC_API void ovmc_drv_handle_timer(struct ovmc_drv *d, uint64_t now);
 OVMC_API uint64_t ovmc_drv_next_deadline(const struct ovmc_drv *d);
 OVMC_API enum ovmc_drv_state ovmc_drv_state(const struct ovmc_drv *d);

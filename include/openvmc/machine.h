@@ -139,6 +139,11 @@ struct ovmc_inproc_config {
 	uint32_t drc_index;
 	size_t hv_window_size;
 	unsigned hv_queue_entries;
+	/* The owner runs the machine in its own loop and drains the CRQ after
+	 * every pass that may have filled it (ovmc_drv_crq_pending()): the
+	 * interrupt fd is then never written, which saves two system calls
+	 * per message. */
+	bool irq_polled;
 };
 
 /*

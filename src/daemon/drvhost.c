@@ -89,6 +89,14 @@ static uint64_t on_idle(void *arg, uint64_t now)
 	struct drvhost *h = arg;
 	uint64_t next;
 
+	/* What the hypervisor delivered during this pass (the one in this
+	 * process, or the other one while it answered our hcalls) is taken now
+	 * and parked reads are answered at once: no second pass woken by the
+	 * interrupt fd. */
+	if (ovmc_drv_crq_pending(h->drv)) {
+		ovmc_drv_handle_interrupt(h->drv, now);
+		flush(h);
+	}
 	if (ovmc_drv_next_deadline(h->drv) <= now) {
 		ovmc_drv_handle_timer(h->drv, now);
 		flush(h);

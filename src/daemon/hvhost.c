@@ -13,9 +13,6 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #define COMPONENT "hv"
 
@@ -35,10 +32,10 @@ struct hvhost {
 	bool have_backend;
 	int backend_fd;
 	struct core *cores; /* in creation order: the first is "the" VMC */
-	/* Entries wait in a hypervisor end's queue. The eventfd wakes the loop
-	 * even when the entry was sent from another idle hook. */
+	/* Entries wait in a hypervisor end's queue: the idle hook takes them
+	 * in the same pass of the loop (ovmc_loop_kick), even when they were
+	 * sent from another idle hook. */
 	bool pending;
-	int wake_fd;
 	struct traceout out;
 };
 
@@ -81,14 +78,10 @@ static void vmc_created(void *arg, struct ovmc_vmc *vmc)
 static void vmc_pending(void *arg, struct ovmc_vmc *vmc)
 {
 	struct hvhost *h = arg;
-	uint64_t one = 1;
 
 	(void)vmc;
-	if (h->pending)
-		return;
 	h->pending = true;
-	if (write(h->wake_fd, &one, sizeof(one)) < 0)
-		ovmc_log(OVMC_LOG_WARN, COMPONENT, "wake-up lost: %s", strerror(errno));
+	ovmc_loop_kick(h->loop);
 }
 
 static void vmc_destroyed(void *arg, struct ovmc_vmc *vmc)
@@ -126,17 +119,6 @@ void hvhost_set_tracer(struct hvhost *h, ovmc_trace_fn fn, void *arg)
 }
 
 /* ---- loop ---- */
-
-static void on_wake(void *arg, int fd, uint32_t events)
-{
-	uint64_t n;
-
-	(void)arg;
-	(void)events;
-	/* The idle hook that runs after this batch does the work. */
-	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		ovmc_log(OVMC_LOG_WARN, COMPONENT, "wake-up fd: %s", strerror(errno));
-}
 
 static void on_backend(void *arg, int fd, uint32_t events)
 {
@@ -189,11 +171,6 @@ int hvhost_new(struct ovmc_loop *loop, const struct hvhost_config *cfg, struct h
 	h->cfg = *cfg;
 	h->cfg.backend = cfg->backend ? cfg->backend : "echo";
 	h->backend_fd = -1;
-	h->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (h->wake_fd < 0) {
-		rc = -errno;
-		goto fail;
-	}
 	rc = ovmc_backend_new(h->cfg.backend, &env, &h->be);
 	if (rc) {
 		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "backend \"%s\": %s", h->cfg.backend,
@@ -210,9 +187,6 @@ int hvhost_new(struct ovmc_loop *loop, const struct hvhost_config *cfg, struct h
 		goto fail_logged;
 	if (traceout_active(&h->out))
 		ovmc_machine_set_trace(h->m, trace, h);
-	rc = ovmc_loop_add(loop, h->wake_fd, on_wake, h);
-	if (rc)
-		goto fail;
 	if (h->be.fd && h->be.dispatch && h->be.fd(h->be.arg) >= 0) {
 		rc = ovmc_loop_add(loop, h->be.fd(h->be.arg), on_backend, h);
 		if (rc)
@@ -242,10 +216,6 @@ void hvhost_free(struct hvhost *h)
 	ovmc_machine_free(h->m);
 	if (h->have_backend)
 		ovmc_backend_free(&h->be);
-	if (h->wake_fd >= 0) {
-		ovmc_loop_del(h->loop, h->wake_fd);
-		close(h->wake_fd);
-	}
 	traceout_close(&h->out);
 	free(h);
 }

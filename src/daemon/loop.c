@@ -14,6 +14,9 @@
 #include <unistd.h>
 
 #define MAX_IDLE 8
+/* Rounds of the idle hooks per pass while they kick each other; beyond,
+ * the descriptors get their turn first (the timer fires at once). */
+#define MAX_IDLE_ROUNDS 16
 #define MAX_EVENTS 32
 /* epoll tags of the loop's own fds; watches carry pointers, never 1 or 2. */
 #define TIMER_TAG 1u
@@ -36,6 +39,7 @@ struct ovmc_loop {
 		void *arg;
 	} idle[MAX_IDLE];
 	int n_idle;
+	bool kicked;
 	uint64_t armed;
 };
 
@@ -150,6 +154,11 @@ int ovmc_loop_add_idle(struct ovmc_loop *l, ovmc_loop_idle_fn fn, void *arg)
 	return 0;
 }
 
+void ovmc_loop_kick(struct ovmc_loop *l)
+{
+	l->kicked = true;
+}
+
 void ovmc_loop_stop(struct ovmc_loop *l)
 {
 	l->stop = true;
@@ -189,12 +198,20 @@ static void run_idle(struct ovmc_loop *l)
 {
 	/* The log's held-back counts are due at the end of their window. */
 	uint64_t next = ovmc_log_tick();
+	int round = 0;
 
-	for (int i = 0; i < l->n_idle; i++) {
-		uint64_t d = l->idle[i].fn(l->idle[i].arg, ovmc_now_ns());
+	do {
+		l->kicked = false;
+		for (int i = 0; i < l->n_idle; i++) {
+			uint64_t d = l->idle[i].fn(l->idle[i].arg, ovmc_now_ns());
 
-		if (d < next)
-			next = d;
+			if (d < next)
+				next = d;
+		}
+	} while (l->kicked && !l->stop && ++round < MAX_IDLE_ROUNDS);
+	if (l->kicked) {
+		l->kicked = false;
+		next = 0;
 	}
 	arm(l, next);
 }

@@ -29,8 +29,14 @@ void ovmc_loop_free(struct ovmc_loop *l);
 /* Watch fd for EPOLLIN (and errors). Returns 0 or -errno. */
 int ovmc_loop_add(struct ovmc_loop *l, int fd, ovmc_loop_fd_fn fn, void *arg);
 int ovmc_loop_del(struct ovmc_loop *l, int fd);
-/* Add an idle hook (up to 8); all run after each batch. */
+/* Add an idle hook (up to 8); all run after each batch, in the order added. */
 int ovmc_loop_add_idle(struct ovmc_loop *l, ovmc_loop_idle_fn fn, void *arg);
+/*
+ * Work is waiting for an idle hook (made by another hook, or by a callback
+ * for a hook): the hooks run again before the loop blocks, in the same
+ * pass, with no wake-up through a descriptor. Only from the loop's thread.
+ */
+void ovmc_loop_kick(struct ovmc_loop *l);
 /* Run until ovmc_loop_stop() or SIGINT/SIGTERM. Returns 0 or -errno. */
 int ovmc_loop_run(struct ovmc_loop *l);
 void ovmc_loop_stop(struct ovmc_loop *l);

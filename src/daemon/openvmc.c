@@ -114,6 +114,8 @@ int main(int argc, char **argv)
 	pc.request_vmc_rc = o.request_vmc_rc;
 	pc.hv_window_size = ovmc_hv_memory_required(&hc.hv);
 	pc.hv_queue_entries = hc.hv.crq_size;
+	/* The driver host drains the CRQ in every pass of the loop. */
+	pc.irq_polled = true;
 	rc = ovmc_inproc_new(hvhost_machine(hv), &pc, &plat);
 	if (rc) {
 		ovmc_log(OVMC_LOG_ERROR, "main", "cannot create the partition (%zu bytes): %s",

@@ -340,6 +340,19 @@ static void handle_entry(struct ovmc_drv *d, const uint8_t e[OVMC_CRQ_ENTRY_SIZE
 	fn(d, &m);
 }
 
+bool ovmc_drv_crq_pending(const struct ovmc_drv *d)
+{
+	const uint8_t *slot;
+
+	if (!d->crq_registered)
+		return false;
+	/* A flooded driver's reset comes with the next interrupt handling. */
+	if (d->flooded)
+		return true;
+	slot = d->mem + CRQ_IOBA + (size_t)d->crq_cur * OVMC_CRQ_ENTRY_SIZE;
+	return __atomic_load_n(slot, __ATOMIC_ACQUIRE) & 0x80;
+}
+
 unsigned ovmc_drv_handle_interrupt(struct ovmc_drv *d, uint64_t now)
 {
 	unsigned n = 0;

@@ -79,7 +79,8 @@ int ovmc_inproc_new(struct ovmc_machine *m, const struct ovmc_inproc_config *cfg
 	ip->base.mem_size = size;
 	pc.mem = ip->base.mem;
 	pc.mem_size = size;
-	pc.raise_irq = inproc_raise;
+	ip->base.irq_polled = cfg->irq_polled;
+	pc.raise_irq = cfg->irq_polled ? NULL : inproc_raise;
 	pc.irq_arg = &ip->base.irq_fd;
 	pc.vmc_present = cfg->vmc_present;
 	pc.request_vmc_rc = cfg->request_vmc_rc;

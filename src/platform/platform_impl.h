@@ -5,6 +5,8 @@
 
 #include <openvmc/platform.h>
 
+#include <stdbool.h>
+
 struct ovmc_platform_ops {
 	long (*hcall)(struct ovmc_platform *p, unsigned long opcode, const uint64_t *args,
 		      unsigned nargs, uint64_t *rets);
@@ -18,6 +20,7 @@ struct ovmc_platform {
 	void *mem;
 	size_t mem_size;
 	int irq_fd; /* eventfd */
+	bool irq_polled; /* never written: nothing to acknowledge */
 };
 
 #endif
