@@ -17,6 +17,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +34,9 @@ struct xproc {
 	bool attaching; /* sock carries an ATTACH whose answer is awaited */
 	int why_dead;	/* 0, -ETIMEDOUT, -ECONNRESET or -EPROTO */
 	unsigned timeout_ms;
+	/* The socket blocks in receives for at most this (SO_RCVTIMEO), or 0:
+	 * still non-blocking, replies are waited for with poll(). */
+	unsigned rcv_timeout_ms;
 	uint32_t seq;
 	uint32_t attach_seq;
 	unsigned partition;
@@ -90,6 +94,28 @@ static void mark_dead(struct xproc *x, int why)
 }
 
 /*
+ * Wait for replies in the receive itself, bounded by SO_RCVTIMEO: one
+ * system call per reply instead of poll() and a receive. Only the replies
+ * are received that way; everything else passes MSG_DONTWAIT. False if
+ * the socket could not be made so (it then stays non-blocking).
+ */
+static bool blocking_replies(struct xproc *x)
+{
+	struct timeval tv = {.tv_sec = x->timeout_ms / MS_PER_S,
+			     .tv_usec = (suseconds_t)(x->timeout_ms % MS_PER_S) * 1000};
+	int fl;
+
+	if (x->rcv_timeout_ms == x->timeout_ms)
+		return true;
+	fl = fcntl(x->sock, F_GETFL);
+	if (fl < 0 || setsockopt(x->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+	    fcntl(x->sock, F_SETFL, fl & ~O_NONBLOCK))
+		return false;
+	x->rcv_timeout_ms = x->timeout_ms;
+	return true;
+}
+
+/*
  * One request, one reply of exactly `reply_len` bytes and type
  * `reply_type`, within the deadline. Nothing else may arrive meanwhile:
  * the server answers in order and never speaks first.
@@ -100,12 +126,13 @@ static int transact(struct xproc *x, struct xproc_hdr *req, size_t req_len, unio
 	int64_t deadline = mono_ms() + x->timeout_ms;
 	int fds[1];
 	unsigned nfds = 0;
-	bool trunc;
+	bool trunc, blocking;
 	ssize_t n;
 	int rc;
 
 	if (x->dead)
 		return -ENOTCONN;
+	blocking = blocking_replies(x);
 	req->seq = ++x->seq;
 	rc = ovmc_xp_send(x->sock, req, req_len, MSG_DONTWAIT, NULL, 0);
 	if (rc) {
@@ -114,12 +141,20 @@ static int transact(struct xproc *x, struct xproc_hdr *req, size_t req_len, unio
 		return -ENOTCONN;
 	}
 	for (;;) {
-		if (!wait_readable(x->sock, deadline)) {
+		if (!blocking && !wait_readable(x->sock, deadline)) {
 			mark_dead(x, -ETIMEDOUT);
 			return -ENOTCONN;
 		}
-		n = ovmc_xp_recv(x->sock, reply, sizeof(*reply), MSG_DONTWAIT, fds, 1, &nfds,
-				 &trunc);
+		n = ovmc_xp_recv(x->sock, reply, sizeof(*reply), blocking ? 0 : MSG_DONTWAIT, fds, 1,
+				 &nfds, &trunc);
+		/* A blocking receive gives up after the whole timeout. */
+		if (n == -EAGAIN && blocking) {
+			mark_dead(x, -ETIMEDOUT);
+			return -ENOTCONN;
+		}
+		/* A signal: the rest of the deadline is waited for with poll(). */
+		if (n == -EINTR)
+			blocking = false;
 		if (n != -EAGAIN && n != -EINTR)
 			break;
 	}
@@ -334,6 +369,7 @@ static int attach_start(struct xproc *x)
 	if (rc)
 		goto fail;
 	x->sock = sock;
+	x->rcv_timeout_ms = 0;
 	x->attaching = true;
 	x->attach_seq = req.h.seq;
 	return -EINPROGRESS;

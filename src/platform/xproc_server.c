@@ -36,8 +36,8 @@
 #define DEFAULT_MAX_PENDING 16u
 #define DEFAULT_ATTACH_TIMEOUT_MS 3000u
 #define LISTEN_BACKLOG 64
-/* Work done per ready descriptor and dispatch, so one busy peer cannot
- * starve the others (epoll is level-triggered: the rest comes next time). */
+/* Connections accepted per dispatch, so a flood of them cannot starve the
+ * attached peers (epoll is level-triggered: the rest comes next time). */
 #define BATCH 16
 #define EPOLL_EVENTS 32
 
@@ -363,9 +363,16 @@ bad:
 	return DROP_FAILED;
 }
 
+/*
+ * One request per dispatch and connection: its peer waits for the answer
+ * before it asks again (one request outstanding), so reading on would
+ * only find nothing, at the cost of a system call per hcall. A peer that
+ * sends more anyway is read again next time (level-triggered), and
+ * dropped once its answers fill its queue.
+ */
 static void serve(struct client *c)
 {
-	for (unsigned i = 0; i < BATCH; i++) {
+	for (;;) {
 		union xproc_msg m;
 		int fds[XPROC_ATTACH_FDS];
 		unsigned nfds;
@@ -387,15 +394,9 @@ static void serve(struct client *c)
 			client_drop(c, true);
 			return;
 		}
-		switch (handle(c, &m, (size_t)n, trunc, fds, nfds)) {
-		case KEEP:
-			break;
-		case DROP_FAILED:
+		if (handle(c, &m, (size_t)n, trunc, fds, nfds) == DROP_FAILED)
 			client_drop(c, true);
-			return;
-		case CLOSED:
-			return;
-		}
+		return;
 	}
 }
 
