@@ -671,6 +671,85 @@ TEST(hcalls_through_socket_answer_as_in_process)
 	CHECK_EQ(x->warnings, 0);
 }
 
+struct pair_job {
+	struct ovmc_platform *p;
+	struct ovmc_hcall_req req[2];
+	long rcs[2];
+};
+
+static void pair_main(void *arg)
+{
+	struct pair_job *j = arg;
+
+	ovmc_hcall_pair(j->p, j->req, j->rcs);
+}
+
+/* Two H_COPY_RDMA as a pair: the first from `src_liobn`. */
+static void rdma_pair(struct fx *f, struct ovmc_platform *p, const struct ovmc_vmc_node *n,
+		      uint64_t src_liobn, long rcs[2])
+{
+	struct pair_job j = {
+		.p = p,
+		.req = {{.opcode = OVMC_H_COPY_RDMA,
+			 .args = {64, src_liobn, SRC_IOBA, n->liobn_remote, 0x100},
+			 .nargs = 5},
+			{.opcode = OVMC_H_COPY_RDMA,
+			 .args = {64, n->liobn_local, SRC_IOBA, n->liobn_remote, 0x300},
+			 .nargs = 5}},
+	};
+
+	if (f->srv)
+		serve_while(f, pair_main, &j);
+	else
+		pair_main(&j);
+	rcs[0] = j.rcs[0];
+	rcs[1] = j.rcs[1];
+}
+
+TEST(hcall_pair_makes_the_second_only_after_a_successful_first)
+{
+	struct tmp *t = tmp_new();
+	struct fx *x = fx_new(t->sock, true), *ref = fx_new(NULL, true);
+	struct ovmc_inproc_config ic = {.mem_size = MEM_SIZE,
+					.vmc_present = true,
+					.request_vmc_rc = OVMC_H_SUCCESS,
+					.hv_window_size = HV_WINDOW,
+					.hv_queue_entries = HV_QUEUE};
+	struct fx *fs[2] = {x, ref};
+
+	CHECK_EQ(xconnect(x, t->sock, MEM_SIZE, 0), 0);
+	CHECK_EQ(ovmc_inproc_new(ref->m, &ic, &ref->plat[0]), 0);
+	/* The same answers and effects through the socket and in process. */
+	for (int i = 0; i < 2; i++) {
+		struct fx *f = fs[i];
+		struct ovmc_platform *p = f->plat[0];
+		struct ovmc_vmc_node n;
+		uint8_t *hvmem, pattern[64], zero[64] = {0};
+		long rcs[2];
+
+		CHECK_EQ(xnode(f, p, &n), 0);
+		rcs[0] = HC(f, p, OVMC_H_REG_CRQ, n.unit_address, CRQ_IOBA, OVMC_PAGE_SIZE);
+		CHECK(rcs[0] == OVMC_H_SUCCESS || rcs[0] == OVMC_H_CLOSED);
+		hvmem = ovmc_vmc_hv_memory(ovmc_part_vmc(i ? ovmc_inproc_part(p) :
+							     ovmc_vmc_part(f->vmc)), NULL);
+		fill((uint8_t *)ovmc_platform_memory(p, NULL) + SRC_IOBA, 64, 0x21);
+		fill(pattern, sizeof(pattern), 0x21);
+		/* A first that fails: the second is not made. */
+		rdma_pair(f, p, &n, n.liobn_local + 77, rcs);
+		CHECK(rcs[0] != OVMC_H_SUCCESS);
+		CHECK_EQ(rcs[1], rcs[0]);
+		CHECK_MEM(hvmem + 0x100, zero, sizeof(zero));
+		CHECK_MEM(hvmem + 0x300, zero, sizeof(zero));
+		/* Both made. */
+		rdma_pair(f, p, &n, n.liobn_local, rcs);
+		CHECK_EQ(rcs[0], OVMC_H_SUCCESS);
+		CHECK_EQ(rcs[1], OVMC_H_SUCCESS);
+		CHECK_MEM(hvmem + 0x100, pattern, sizeof(pattern));
+		CHECK_MEM(hvmem + 0x300, pattern, sizeof(pattern));
+	}
+	CHECK_EQ(x->warnings, 0);
+}
+
 TEST(vmc_node_without_vmc_is_enodev)
 {
 	struct tmp *t = tmp_new();

@@ -97,6 +97,23 @@ struct ovmc_platform;
 OVMC_API long ovmc_hcall(struct ovmc_platform *p, unsigned long opcode, const uint64_t *args,
 			 unsigned nargs, uint64_t *rets);
 
+/* One hcall of a pair (ovmc_hcall_pair()). */
+struct ovmc_hcall_req {
+	unsigned long opcode;
+	uint64_t args[5];
+	unsigned nargs; /* at most 5 */
+};
+
+/*
+ * Two hcalls where the second is made only if the first returned
+ * H_SUCCESS: exactly what two ovmc_hcall() in turn that stop at a failure
+ * do (no return registers), but a cross-process platform carries both in
+ * one round trip. rcs[0] receives the first's H_* code, rcs[1] the
+ * second's, or rcs[0] again when the second was not made.
+ */
+OVMC_API void ovmc_hcall_pair(struct ovmc_platform *p, const struct ovmc_hcall_req req[2],
+			      long rcs[2]);
+
 /* Typed wrappers, argument order as PAPR. */
 OVMC_API long ovmc_h_reg_crq(struct ovmc_platform *p, uint64_t unit, uint64_t ioba,
 			     uint64_t len);

@@ -137,6 +137,15 @@ void drv_tx_flush(struct ovmc_drv *d);
 /* 0 (sent or queued behind a full hypervisor queue), or -EIO when the
  * platform refused it (partner gone). */
 int drv_tx_hmc(struct ovmc_drv *d, enum ovmc_msg_type type, const struct ovmc_hmc_msg *h);
+/*
+ * drv_rdma(), then, only if it succeeded, drv_tx_hmc() into *sent, as one
+ * platform call when nothing waits to be sent before (ovmc_hcall_pair():
+ * one round trip to another process instead of two). Returns the
+ * H_COPY_RDMA code.
+ */
+long drv_rdma_tx_hmc(struct ovmc_drv *d, uint64_t len, uint64_t src_liobn, uint64_t src_ioba,
+		     uint64_t dst_liobn, uint64_t dst_ioba, enum ovmc_msg_type type,
+		     const struct ovmc_hmc_msg *h, int *sent);
 int drv_tx_resp(struct ovmc_drv *d, enum ovmc_msg_type type, uint8_t status, uint8_t session,
 		uint8_t index, uint16_t buffer_id);
 void drv_send_init(struct ovmc_drv *d, enum ovmc_init_format fmt);

@@ -95,6 +95,7 @@ ssize_t ovmc_drv_write(struct ovmc_drv *d, struct ovmc_drv_file *f, const void *
 	struct ovmc_hmc_msg h;
 	unsigned id;
 	long rc;
+	int sent = -EIO;
 
 	d->now = now;
 	if (!s || s->state == OVMC_SLOT_FREE)
@@ -111,20 +112,20 @@ ssize_t ovmc_drv_write(struct ovmc_drv *d, struct ovmc_drv_file *f, const void *
 		return -EBUSY;
 	id = s->free_ids[s->n_free - 1];
 	memcpy(mirror(d, s->index, id), buf, len);
-	rc = drv_rdma(d, len, d->node.liobn_local, mirror_ioba(d, s->index, id),
-		      d->node.liobn_remote, s->bufs[id].lioba);
-	if (rc != OVMC_H_SUCCESS) {
-		drv_log(d, OVMC_LOG_ERROR, "write of %zu bytes failed: H_COPY_RDMA %s", len,
-			ovmc_hcall_rc_name(rc));
-		return -EIO;
-	}
 	h = (struct ovmc_hmc_msg){
 		.session = s->session,
 		.index = (uint8_t)s->index,
 		.buffer_id = (uint16_t)id,
 		.msg_len = (uint32_t)len,
 	};
-	if (drv_tx_hmc(d, OVMC_MSG_SIGNAL, &h))
+	rc = drv_rdma_tx_hmc(d, len, d->node.liobn_local, mirror_ioba(d, s->index, id),
+			     d->node.liobn_remote, s->bufs[id].lioba, OVMC_MSG_SIGNAL, &h, &sent);
+	if (rc != OVMC_H_SUCCESS) {
+		drv_log(d, OVMC_LOG_ERROR, "write of %zu bytes failed: H_COPY_RDMA %s", len,
+			ovmc_hcall_rc_name(rc));
+		return -EIO;
+	}
+	if (sent)
 		return -EIO;
 	s->n_free--;
 	s->bufs[id].state = DB_HV;

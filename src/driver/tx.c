@@ -18,10 +18,10 @@ void drv_trace_entry(struct ovmc_drv *d, enum ovmc_trace_kind kind,
 		d->cbs.trace(d->user, &ev);
 }
 
-long drv_rdma(struct ovmc_drv *d, uint64_t len, uint64_t src_liobn, uint64_t src_ioba,
-	      uint64_t dst_liobn, uint64_t dst_ioba)
+/* After an H_COPY_RDMA with these arguments answered rc: the trace. */
+static void rdma_done(struct ovmc_drv *d, long rc, uint64_t len, uint64_t src_liobn,
+		      uint64_t src_ioba, uint64_t dst_liobn, uint64_t dst_ioba)
 {
-	long rc = ovmc_h_copy_rdma(d->plat, len, src_liobn, src_ioba, dst_liobn, dst_ioba);
 	bool to_hv = dst_liobn == d->node.liobn_remote;
 	struct ovmc_trace_event ev = {
 		.kind = OVMC_TRACE_RDMA,
@@ -34,6 +34,14 @@ long drv_rdma(struct ovmc_drv *d, uint64_t len, uint64_t src_liobn, uint64_t src
 
 	if (rc == OVMC_H_SUCCESS && d->cbs.trace)
 		d->cbs.trace(d->user, &ev);
+}
+
+long drv_rdma(struct ovmc_drv *d, uint64_t len, uint64_t src_liobn, uint64_t src_ioba,
+	      uint64_t dst_liobn, uint64_t dst_ioba)
+{
+	long rc = ovmc_h_copy_rdma(d->plat, len, src_liobn, src_ioba, dst_liobn, dst_ioba);
+
+	rdma_done(d, rc, len, src_liobn, src_ioba, dst_liobn, dst_ioba);
 	return rc;
 }
 
@@ -82,6 +90,14 @@ static int txq_push(struct ovmc_drv *d, const uint8_t e[OVMC_CRQ_ENTRY_SIZE])
 	return 0;
 }
 
+static void send_done(struct ovmc_drv *d, long rc, const uint8_t e[OVMC_CRQ_ENTRY_SIZE])
+{
+	if (rc == OVMC_H_SUCCESS) {
+		d->stats.entries_out++;
+		drv_trace_entry(d, OVMC_TRACE_TO_HV, e);
+	}
+}
+
 static long send_raw(struct ovmc_drv *d, const uint8_t e[OVMC_CRQ_ENTRY_SIZE])
 {
 	uint64_t hi, lo;
@@ -89,10 +105,7 @@ static long send_raw(struct ovmc_drv *d, const uint8_t e[OVMC_CRQ_ENTRY_SIZE])
 
 	ovmc_entry_to_words(e, &hi, &lo);
 	rc = ovmc_h_send_crq(d->plat, d->node.unit_address, hi, lo);
-	if (rc == OVMC_H_SUCCESS) {
-		d->stats.entries_out++;
-		drv_trace_entry(d, OVMC_TRACE_TO_HV, e);
-	}
+	send_done(d, rc, e);
 	return rc;
 }
 
@@ -122,11 +135,10 @@ void drv_tx_flush(struct ovmc_drv *d)
  * (sent or queued) or -EIO when the platform refused it (partner gone) or
  * the hypervisor left too many waiting (flooded).
  */
-static int tx(struct ovmc_drv *d, const struct ovmc_entry *m)
+/* Encode and log an entry to send: 0, or -EIO if it cannot be encoded. */
+static int tx_prepare(struct ovmc_drv *d, const struct ovmc_entry *m,
+		      uint8_t e[OVMC_CRQ_ENTRY_SIZE])
 {
-	uint8_t e[OVMC_CRQ_ENTRY_SIZE];
-	long rc;
-
 	if (ovmc_entry_encode(m, e))
 		return -EIO;
 	if (d->log_level >= OVMC_LOG_TRACE) {
@@ -135,9 +147,12 @@ static int tx(struct ovmc_drv *d, const struct ovmc_entry *m)
 		ovmc_entry_format(e, line, sizeof(line));
 		drv_log(d, OVMC_LOG_TRACE, "partition -> hv: %s", line);
 	}
-	if (d->tx_count || d->flooded)
-		return txq_push(d, e) ? -EIO : 0;
-	rc = send_raw(d, e);
+	return 0;
+}
+
+/* What tx() does once H_SEND_CRQ answered rc. */
+static int tx_done(struct ovmc_drv *d, long rc, const uint8_t e[OVMC_CRQ_ENTRY_SIZE])
+{
 	if (rc == OVMC_H_SUCCESS)
 		return 0;
 	if (rc == OVMC_H_DROPPED)
@@ -146,6 +161,52 @@ static int tx(struct ovmc_drv *d, const struct ovmc_entry *m)
 	drv_log(d, rc == OVMC_H_CLOSED ? OVMC_LOG_DEBUG : OVMC_LOG_WARN, "send refused: %s",
 		ovmc_hcall_rc_name(rc));
 	return -EIO;
+}
+
+static int tx(struct ovmc_drv *d, const struct ovmc_entry *m)
+{
+	uint8_t e[OVMC_CRQ_ENTRY_SIZE];
+	long rc;
+
+	if (tx_prepare(d, m, e))
+		return -EIO;
+	if (d->tx_count || d->flooded)
+		return txq_push(d, e) ? -EIO : 0;
+	rc = send_raw(d, e);
+	return tx_done(d, rc, e);
+}
+
+long drv_rdma_tx_hmc(struct ovmc_drv *d, uint64_t len, uint64_t src_liobn, uint64_t src_ioba,
+		     uint64_t dst_liobn, uint64_t dst_ioba, enum ovmc_msg_type type,
+		     const struct ovmc_hmc_msg *h, int *sent)
+{
+	struct ovmc_hcall_req req[2] = {
+		{.opcode = OVMC_H_COPY_RDMA,
+		 .args = {len, src_liobn, src_ioba, dst_liobn, dst_ioba},
+		 .nargs = 5},
+		{.opcode = OVMC_H_SEND_CRQ, .args = {d->node.unit_address}, .nargs = 3},
+	};
+	uint8_t e[OVMC_CRQ_ENTRY_SIZE];
+	struct ovmc_entry m;
+	long rcs[2];
+
+	ovmc_entry_hmc(&m, type, h);
+	/* Entries held back go first: then the message waits behind them. */
+	if (d->tx_count || d->flooded || tx_prepare(d, &m, e)) {
+		long rc = drv_rdma(d, len, src_liobn, src_ioba, dst_liobn, dst_ioba);
+
+		if (rc == OVMC_H_SUCCESS)
+			*sent = tx(d, &m);
+		return rc;
+	}
+	ovmc_entry_to_words(e, &req[1].args[1], &req[1].args[2]);
+	ovmc_hcall_pair(d->plat, req, rcs);
+	rdma_done(d, rcs[0], len, src_liobn, src_ioba, dst_liobn, dst_ioba);
+	if (rcs[0] != OVMC_H_SUCCESS)
+		return rcs[0];
+	send_done(d, rcs[1], e);
+	*sent = tx_done(d, rcs[1], e);
+	return OVMC_H_SUCCESS;
 }
 
 int drv_tx_hmc(struct ovmc_drv *d, enum ovmc_msg_type type, const struct ovmc_hmc_msg *h)

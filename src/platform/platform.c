@@ -11,6 +11,18 @@ long ovmc_hcall(struct ovmc_platform *p, unsigned long opcode, const uint64_t *a
 	return p->ops->hcall(p, opcode, args, nargs, rets);
 }
 
+void ovmc_hcall_pair(struct ovmc_platform *p, const struct ovmc_hcall_req req[2], long rcs[2])
+{
+	if (p->ops->hcall_pair) {
+		p->ops->hcall_pair(p, req, rcs);
+		return;
+	}
+	rcs[0] = ovmc_hcall(p, req[0].opcode, req[0].args, req[0].nargs, NULL);
+	rcs[1] = rcs[0] == OVMC_H_SUCCESS
+			 ? ovmc_hcall(p, req[1].opcode, req[1].args, req[1].nargs, NULL)
+			 : rcs[0];
+}
+
 long ovmc_h_reg_crq(struct ovmc_platform *p, uint64_t unit, uint64_t ioba, uint64_t len)
 {
 	const uint64_t a[] = {unit, ioba, len};

@@ -12,6 +12,9 @@ struct ovmc_platform_ops {
 		      unsigned nargs, uint64_t *rets);
 	int (*vmc_node)(struct ovmc_platform *p, struct ovmc_vmc_node *out);
 	int (*alive)(struct ovmc_platform *p);
+	/* Optional: ovmc_hcall_pair() in one step; without it, two hcalls. */
+	void (*hcall_pair)(struct ovmc_platform *p, const struct ovmc_hcall_req req[2],
+			   long rcs[2]);
 	void (*destroy)(struct ovmc_platform *p);
 };
 

@@ -198,6 +198,31 @@ static long xproc_hcall(struct ovmc_platform *p, unsigned long opcode, const uin
 	return (long)rep.hcall_reply.rc;
 }
 
+static void xproc_hcall_pair(struct ovmc_platform *p, const struct ovmc_hcall_req req[2],
+			     long rcs[2])
+{
+	struct xproc *x = (struct xproc *)p;
+	struct xproc_hcall_pair q;
+	union xproc_msg rep;
+
+	memset(&q, 0, sizeof(q));
+	ovmc_xp_hdr(&q.h, XPROC_HCALL_PAIR, 0);
+	for (int i = 0; i < 2; i++) {
+		unsigned n = req[i].nargs > XPROC_MAX_ARGS ? XPROC_MAX_ARGS : req[i].nargs;
+
+		q.call[i].opcode = req[i].opcode;
+		q.call[i].nargs = n;
+		memcpy(q.call[i].args, req[i].args, n * sizeof(uint64_t));
+	}
+	if (transact(x, &q.h, sizeof(q), &rep, sizeof(rep.hcall_pair_reply),
+		     XPROC_HCALL_PAIR_REPLY)) {
+		rcs[0] = rcs[1] = OVMC_H_HARDWARE;
+		return;
+	}
+	rcs[0] = (long)rep.hcall_pair_reply.rc[0];
+	rcs[1] = (long)rep.hcall_pair_reply.rc[1];
+}
+
 static int xproc_vmc_node(struct ovmc_platform *p, struct ovmc_vmc_node *out)
 {
 	struct xproc *x = (struct xproc *)p;
@@ -276,6 +301,7 @@ static const struct ovmc_platform_ops xproc_ops = {
 	.hcall = xproc_hcall,
 	.vmc_node = xproc_vmc_node,
 	.alive = xproc_alive,
+	.hcall_pair = xproc_hcall_pair,
 	.destroy = xproc_destroy,
 };
 

@@ -15,7 +15,7 @@
 
 /* "OVMC" when the first four bytes are read in order on a little-endian host. */
 #define XPROC_MAGIC 0x434d564fu
-#define XPROC_VERSION 1u
+#define XPROC_VERSION 2u
 #define XPROC_MAX_ARGS 5u
 /* The two descriptors an ATTACH carries, in this order. */
 #define XPROC_ATTACH_FDS 2u
@@ -30,6 +30,8 @@ enum xproc_type {
 	XPROC_NODE = 5,
 	XPROC_NODE_REPLY = 6,
 	XPROC_DETACH = 7, /* orderly goodbye, no reply */
+	XPROC_HCALL_PAIR = 8, /* the second only if the first returned H_SUCCESS */
+	XPROC_HCALL_PAIR_REPLY = 9,
 	XPROC_TYPE_COUNT,
 };
 
@@ -60,6 +62,23 @@ struct xproc_hcall {
 	uint64_t args[XPROC_MAX_ARGS];
 };
 
+struct xproc_call {
+	uint64_t opcode;
+	uint32_t nargs;
+	uint32_t reserved;
+	uint64_t args[XPROC_MAX_ARGS];
+};
+
+struct xproc_hcall_pair {
+	struct xproc_hdr h;
+	struct xproc_call call[2];
+};
+
+struct xproc_hcall_pair_reply {
+	struct xproc_hdr h;
+	int64_t rc[2]; /* rc[1] repeats rc[0] when the second was not made */
+};
+
 struct xproc_hcall_reply {
 	struct xproc_hdr h;
 	int64_t rc;
@@ -85,6 +104,8 @@ _Static_assert(sizeof(struct xproc_attach_reply) == 24, "ATTACH_REPLY layout");
 _Static_assert(sizeof(struct xproc_hcall) == 72, "HCALL layout");
 _Static_assert(sizeof(struct xproc_hcall_reply) == 96, "HCALL_REPLY layout");
 _Static_assert(sizeof(struct xproc_node_reply) == 56, "NODE_REPLY layout");
+_Static_assert(sizeof(struct xproc_hcall_pair) == 128, "HCALL_PAIR layout");
+_Static_assert(sizeof(struct xproc_hcall_pair_reply) == 32, "HCALL_PAIR_REPLY layout");
 
 /* Receive buffer: larger than every message so that a longer one is seen. */
 union xproc_msg {
@@ -94,6 +115,8 @@ union xproc_msg {
 	struct xproc_hcall hcall;
 	struct xproc_hcall_reply hcall_reply;
 	struct xproc_node_reply node_reply;
+	struct xproc_hcall_pair hcall_pair;
+	struct xproc_hcall_pair_reply hcall_pair_reply;
 	unsigned char raw[256];
 };
 

@@ -260,6 +260,33 @@ static enum verdict on_hcall(struct client *c, const union xproc_msg *m, const i
 	return reply(c, &r, sizeof(r)) ? DROP_FAILED : KEEP;
 }
 
+static enum verdict on_hcall_pair(struct client *c, const union xproc_msg *m, const int *fds,
+				  unsigned nfds)
+{
+	const struct xproc_hcall_pair *q = &m->hcall_pair;
+	struct xproc_hcall_pair_reply r;
+
+	for (int i = 0; i < 2; i++) {
+		const struct xproc_call *k = &q->call[i];
+
+		if (k->nargs > XPROC_MAX_ARGS || k->reserved ||
+		    (uint64_t)(unsigned long)k->opcode != k->opcode) {
+			slog(c->srv, OVMC_LOG_WARN, "xproc: pid %d: malformed HCALL_PAIR",
+			     (int)c->pid);
+			return DROP_FAILED;
+		}
+	}
+	memset(&r, 0, sizeof(r));
+	ovmc_xp_hdr(&r.h, XPROC_HCALL_PAIR_REPLY, q->h.seq);
+	r.rc[0] = ovmc_part_hcall(c->part, (unsigned long)q->call[0].opcode, q->call[0].args,
+				  q->call[0].nargs, NULL);
+	r.rc[1] = r.rc[0] == OVMC_H_SUCCESS
+			  ? ovmc_part_hcall(c->part, (unsigned long)q->call[1].opcode,
+					    q->call[1].args, q->call[1].nargs, NULL)
+			  : r.rc[0];
+	return reply(c, &r, sizeof(r)) ? DROP_FAILED : KEEP;
+}
+
 static enum verdict on_node(struct client *c, const union xproc_msg *m, const int *fds,
 			    unsigned nfds)
 {
@@ -298,6 +325,7 @@ static const struct {
 } handlers[XPROC_TYPE_COUNT] = {
 	[XPROC_ATTACH] = {"ATTACH", sizeof(struct xproc_attach), false, on_attach},
 	[XPROC_HCALL] = {"HCALL", sizeof(struct xproc_hcall), true, on_hcall},
+	[XPROC_HCALL_PAIR] = {"HCALL_PAIR", sizeof(struct xproc_hcall_pair), true, on_hcall_pair},
 	[XPROC_NODE] = {"NODE", sizeof(struct xproc_hdr), true, on_node},
 	[XPROC_DETACH] = {"DETACH", sizeof(struct xproc_hdr), true, on_detach},
 };
