@@ -3,8 +3,11 @@
 #include "xproc_proto.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* Descriptors one receive can hold; more are discarded by the kernel (MSG_CTRUNC). */
@@ -99,4 +102,80 @@ ssize_t ovmc_xp_recv(int sock, void *buf, size_t size, int flags, int *fds, unsi
 	*nfds = got;
 	*truncated = (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0;
 	return n;
+}
+
+/*
+ * The directory holding the socket: ours alone, created if missing (then
+ * *made is that directory, to free()).
+ */
+int ovmc_xp_prepare_dir(const char *path, char **made)
+{
+	char *dir = strdup(path);
+	char *slash;
+	struct stat st;
+	int rc = 0;
+
+	if (!dir)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (mkdir(dir, 0700) == 0) {
+		*made = dir;
+		dir = NULL;
+	} else if (errno != EEXIST) {
+		rc = -errno;
+		goto out;
+	}
+	/* lstat: a symlink could be swapped by its owner after the check. */
+	if (lstat(dir ? dir : *made, &st) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		rc = -ENOTDIR;
+		goto out;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & 077))
+		rc = -EPERM;
+out:
+	free(dir);
+	return rc;
+}
+
+int ovmc_xp_clear_stale(const struct sockaddr_un *sa, int type, bool *removed)
+{
+	struct stat st;
+	int fd, rc;
+
+	*removed = false;
+	if (lstat(sa->sun_path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	rc = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	rc = rc < 0 ? errno : 0;
+	close(fd);
+	switch (rc) {
+	case ECONNREFUSED:
+		*removed = true;
+		if (unlink(sa->sun_path) < 0 && errno != ENOENT)
+			return -errno;
+		return 0;
+	case ENOENT:
+		return 0;
+	case 0:
+	case EAGAIN:	 /* a live server with a full backlog */
+	case EPROTOTYPE: /* someone else's socket of the other type */
+		return -EEXIST;
+	default:
+		return -rc;
+	}
 }

@@ -142,4 +142,20 @@ ssize_t ovmc_xp_recv(int sock, void *buf, size_t size, int flags, int *fds, unsi
 
 void ovmc_xp_close_fds(const int *fds, unsigned n);
 
+struct sockaddr_un;
+/*
+ * The checks of a server's socket (docs/xproc.md, "Checks"), shared by the
+ * partitions' and the guests' sockets. The directory holding `path` must
+ * be ours alone (mode & 077 == 0); it is created 0700 if missing (then
+ * *made is that directory, to free(), for the server to remove when it
+ * goes). Returns 0, -EPERM, -ENOTDIR, -ENOMEM or the -errno of mkdir/lstat.
+ */
+int ovmc_xp_prepare_dir(const char *path, char **made);
+/*
+ * A socket file left by a server that died (it refuses a connection of
+ * `type`) is removed (*removed); a live server's, or a path that is not a
+ * socket, is -EEXIST. Returns 0 when the path is free.
+ */
+int ovmc_xp_clear_stale(const struct sockaddr_un *sa, int type, bool *removed);
+
 #endif

@@ -590,80 +590,15 @@ void ovmc_xproc_server_dispatch(struct ovmc_xproc_server *s)
 
 /* ---- listening ---- */
 
-/*
- * The directory holding the socket: ours alone, created if missing (then
- * *made is that directory, to free()).
- */
-static int prepare_dir(const char *path, char **made)
-{
-	char *dir = strdup(path);
-	char *slash;
-	struct stat st;
-	int rc = 0;
-
-	if (!dir)
-		return -ENOMEM;
-	slash = strrchr(dir, '/');
-	if (!slash)
-		strcpy(dir, ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
-	if (mkdir(dir, 0700) == 0) {
-		*made = dir;
-		dir = NULL;
-	} else if (errno != EEXIST) {
-		rc = -errno;
-		goto out;
-	}
-	/* lstat: a symlink could be swapped by its owner after the check. */
-	if (lstat(dir ? dir : *made, &st) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		rc = -ENOTDIR;
-		goto out;
-	}
-	if (st.st_uid != geteuid() || (st.st_mode & 077))
-		rc = -EPERM;
-out:
-	free(dir);
-	return rc;
-}
-
 /* A socket file left by a server that died is removed; a live one wins. */
 static int clear_stale(const struct ovmc_xproc_server *s, const struct sockaddr_un *sa)
 {
-	struct stat st;
-	int fd, rc;
+	bool removed;
+	int rc = ovmc_xp_clear_stale(sa, SOCK_SEQPACKET, &removed);
 
-	if (lstat(sa->sun_path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISSOCK(st.st_mode))
-		return -EEXIST;
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	rc = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
-	rc = rc < 0 ? errno : 0;
-	close(fd);
-	switch (rc) {
-	case ECONNREFUSED:
+	if (removed)
 		slog(s, OVMC_LOG_INFO, "xproc: removing stale socket %s", sa->sun_path);
-		if (unlink(sa->sun_path) < 0 && errno != ENOENT)
-			return -errno;
-		return 0;
-	case ENOENT:
-		return 0;
-	case 0:
-	case EAGAIN:	 /* a live server with a full backlog */
-	case EPROTOTYPE: /* someone else's stream socket */
-		return -EEXIST;
-	default:
-		return -rc;
-	}
+	return rc;
 }
 
 int ovmc_xproc_server_new(const struct ovmc_xproc_server_config *cfg,
@@ -713,7 +648,7 @@ int ovmc_xproc_server_new(const struct ovmc_xproc_server_config *cfg,
 		goto fail;
 	}
 	s->cfg.socket_path = s->path;
-	rc = prepare_dir(s->path, &s->made_dir);
+	rc = ovmc_xp_prepare_dir(s->path, &s->made_dir);
 	if (rc)
 		goto fail;
 	rc = clear_stale(s, &sa);
