@@ -45,9 +45,33 @@ OVMC_API int ovmc_machine_new(const struct ovmc_machine_hooks *hooks, struct ovm
 OVMC_API void ovmc_machine_free(struct ovmc_machine *m);
 OVMC_API void ovmc_machine_set_trace(struct ovmc_machine *m, ovmc_trace_fn fn, void *arg);
 
+/*
+ * A partition whose CRQ and DMA window are outside this process: a QEMU
+ * guest, whose device writes the CRQ and executes H_COPY_RDMA itself
+ * (docs/guest-link.md). The machine keeps the hypervisor end, checks and
+ * executes the hcalls the owner forwards (H_SEND_CRQ), and hands every
+ * entry for the partition to `deliver`. Its hypervisor window is a sealed
+ * memfd (ovmc_vmc_hv_memfd()) the owner shares with the device.
+ */
+struct ovmc_part_remote {
+	/* Write an entry into the partition's CRQ: H_SUCCESS, H_DROPPED (its
+	 * queue is full) or H_CLOSED (no CRQ, or the partition is out of
+	 * reach). May block for as long as the owner's deadline. */
+	long (*deliver)(void *arg, const uint8_t entry[16]);
+	/* The hypervisor end opened (a new epoch; `credit` entries of its
+	 * queue are free) or closed. */
+	void (*hv_state)(void *arg, bool open, uint32_t epoch, unsigned credit);
+	void *arg;
+	/* The device's own names, as in the partition's device tree. */
+	uint32_t unit_address;
+	uint32_t liobn_local;
+	uint32_t liobn_remote;
+};
+
 struct ovmc_part_config {
 	/* Partition memory as the hypervisor reaches it. Owned by the caller;
-	 * must outlive the partition. */
+	 * must outlive the partition. NULL for a remote partition, whose
+	 * `mem_size` is then the size of its DMA window. */
 	void *mem;
 	size_t mem_size;
 	/* Raise the partition's CRQ interrupt. Called only while enabled. */
@@ -61,6 +85,9 @@ struct ovmc_part_config {
 	uint32_t drc_index;             /* 0: derived from the partition id */
 	size_t hv_window_size;          /* hypervisor buffer window per VMC */
 	unsigned hv_queue_entries;      /* entries in the hypervisor end's queue */
+	/* NULL: the partition is in `mem`. Else a remote partition (copied;
+	 * it always has a VMC). */
+	const struct ovmc_part_remote *remote;
 };
 
 OVMC_API int ovmc_machine_add_partition(struct ovmc_machine *m, const struct ovmc_part_config *cfg,
@@ -79,6 +106,24 @@ OVMC_API long ovmc_part_hcall(struct ovmc_part *p, unsigned long opcode, const u
 OVMC_API int ovmc_part_vmc_node(struct ovmc_part *p, struct ovmc_vmc_node *out);
 /* The partition's VMC, or NULL while it has none. */
 OVMC_API struct ovmc_vmc *ovmc_part_vmc(struct ovmc_part *p);
+
+/*
+ * A remote partition registered a CRQ of `entries` entries (0: freed it,
+ * or its machine was reset), as H_REG_CRQ / H_FREE_CRQ would. Returns
+ * their H_* codes: H_SUCCESS, H_CLOSED (registered, hypervisor end not
+ * open), H_RESOURCE (already registered), H_PARAMETER (not a remote
+ * partition, or `entries` not a whole number of pages up to 16 MiB).
+ */
+OVMC_API long ovmc_part_remote_crq(struct ovmc_part *p, unsigned entries);
+/*
+ * A remote partition's device executed an H_COPY_RDMA with result `rc`
+ * (args as the hcall's: len, source LIOBN and I/O address, destination
+ * LIOBN and I/O address): counted and traced like one the machine
+ * executes, the payload taken from the hypervisor window. Returns 0, or
+ * -EINVAL for a success that cannot be one (not between the partition's
+ * window and the hypervisor window, or outside them): nothing is counted.
+ */
+OVMC_API int ovmc_part_remote_rdma(struct ovmc_part *p, long rc, const uint64_t args[5]);
 
 /* ---- the hypervisor's end of a VMC connection ---- */
 
@@ -117,6 +162,17 @@ OVMC_API unsigned ovmc_vmc_partition_queue_size(const struct ovmc_vmc *v);
 /* The hypervisor's buffer window (second pane of the partition). */
 OVMC_API void *ovmc_vmc_hv_memory(struct ovmc_vmc *v, size_t *size);
 OVMC_API uint32_t ovmc_vmc_hv_liobn(const struct ovmc_vmc *v);
+/* A remote partition's hypervisor window as a memfd sealed against
+ * resizing (owned by the machine), -1 for any other. */
+OVMC_API int ovmc_vmc_hv_memfd(const struct ovmc_vmc *v);
+/* How many times the hypervisor end has opened (0: never). */
+OVMC_API uint32_t ovmc_vmc_hv_epoch(const struct ovmc_vmc *v);
+/*
+ * Remote partitions: entries of the current epoch forwarded with
+ * H_SEND_CRQ that have left the hypervisor end's queue (consumed, or
+ * refused) since the last call; the device may send that many more.
+ */
+OVMC_API unsigned ovmc_vmc_hv_take_credit(struct ovmc_vmc *v);
 
 struct ovmc_machine_stats {
 	uint64_t hcalls;

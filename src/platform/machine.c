@@ -7,9 +7,11 @@
 #include <openvmc/wire.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define DEFAULT_HV_WINDOW (16u << 20)
 #define DEFAULT_HV_QUEUE 256u
@@ -17,6 +19,9 @@
 #define LIOBN_LOCAL_BASE 0x10000000u
 #define LIOBN_REMOTE_BASE 0x20000000u
 #define DRC_BASE 0x90000000u
+/* A remote CRQ: whole pages, at most 16 MiB (the entries of one page). */
+#define CRQ_PAGE_ENTRIES (OVMC_PAGE_SIZE / OVMC_CRQ_ENTRY_SIZE)
+#define REMOTE_CRQ_MAX_ENTRIES ((16u << 20) / OVMC_CRQ_ENTRY_SIZE)
 
 struct ovmc_vmc {
 	struct ovmc_part *part;
@@ -35,9 +40,15 @@ struct ovmc_vmc {
 	bool hv_registered;
 	uint8_t (*hv_q)[OVMC_CRQ_ENTRY_SIZE];
 	unsigned hv_cap, hv_head, hv_count;
+	uint32_t epoch;
+	/* Remote partitions: which queued entries the device paid a credit
+	 * for, and the credits to give back. */
+	bool *hv_q_credit;
+	unsigned credit_due;
 
 	void *hv_mem;
 	size_t hv_mem_size;
+	int hv_memfd; /* remote partitions only, else -1 */
 };
 
 struct ovmc_part {
@@ -45,6 +56,7 @@ struct ovmc_part {
 	struct ovmc_part *next;
 	unsigned id;
 	struct ovmc_part_config cfg;
+	struct ovmc_part_remote remote; /* deliver == NULL: a local partition */
 	struct ovmc_vmc *vmc;
 };
 
@@ -99,6 +111,42 @@ static void trace_entry(struct ovmc_machine *m, enum ovmc_trace_kind kind, unsig
 		m->trace(m->trace_arg, &ev);
 }
 
+static bool is_remote(const struct ovmc_part *p)
+{
+	return p->remote.deliver != NULL;
+}
+
+/*
+ * A remote partition's window is shared with the process that runs its
+ * device, so it is a memfd whose size can never change under our mapping.
+ */
+static void *hv_window_new(struct ovmc_part *p, size_t size, int *memfd)
+{
+	void *mem;
+	int fd;
+
+	*memfd = -1;
+	if (!is_remote(p)) {
+		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		return mem == MAP_FAILED ? NULL : mem;
+	}
+	fd = memfd_create("openvmc-hv-window", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return NULL;
+	if (ftruncate(fd, (off_t)size) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		close(fd);
+		return NULL;
+	}
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED) {
+		close(fd);
+		return NULL;
+	}
+	*memfd = fd;
+	return mem;
+}
+
 static struct ovmc_vmc *vmc_create(struct ovmc_part *p)
 {
 	struct ovmc_vmc *v = calloc(1, sizeof(*v));
@@ -109,10 +157,15 @@ static struct ovmc_vmc *vmc_create(struct ovmc_part *p)
 	hv_size = (hv_size + OVMC_PAGE_SIZE - 1) & ~(size_t)(OVMC_PAGE_SIZE - 1);
 	v->hv_cap = p->cfg.hv_queue_entries ? p->cfg.hv_queue_entries : DEFAULT_HV_QUEUE;
 	v->hv_q = calloc(v->hv_cap, OVMC_CRQ_ENTRY_SIZE);
-	v->hv_mem = mmap(NULL, hv_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (!v->hv_q || v->hv_mem == MAP_FAILED) {
-		if (v->hv_mem != MAP_FAILED)
+	if (is_remote(p))
+		v->hv_q_credit = calloc(v->hv_cap, sizeof(bool));
+	v->hv_mem = hv_window_new(p, hv_size, &v->hv_memfd);
+	if (!v->hv_q || !v->hv_mem || (is_remote(p) && !v->hv_q_credit)) {
+		if (v->hv_mem)
 			munmap(v->hv_mem, hv_size);
+		if (v->hv_memfd >= 0)
+			close(v->hv_memfd);
+		free(v->hv_q_credit);
 		free(v->hv_q);
 		free(v);
 		return NULL;
@@ -125,6 +178,11 @@ static struct ovmc_vmc *vmc_create(struct ovmc_part *p)
 	v->node.window_local = p->cfg.mem_size;
 	v->node.liobn_remote = LIOBN_REMOTE_BASE + p->id;
 	v->node.window_remote = hv_size;
+	if (is_remote(p)) {
+		v->node.unit_address = p->remote.unit_address;
+		v->node.liobn_local = p->remote.liobn_local;
+		v->node.liobn_remote = p->remote.liobn_remote;
+	}
 	p->vmc = v;
 	if (p->m->hooks.vmc_created)
 		p->m->hooks.vmc_created(p->m->hooks.arg, v);
@@ -134,6 +192,9 @@ static struct ovmc_vmc *vmc_create(struct ovmc_part *p)
 static void vmc_destroy(struct ovmc_vmc *v)
 {
 	munmap(v->hv_mem, v->hv_mem_size);
+	if (v->hv_memfd >= 0)
+		close(v->hv_memfd);
+	free(v->hv_q_credit);
 	free(v->hv_q);
 	free(v);
 }
@@ -143,7 +204,8 @@ int ovmc_machine_add_partition(struct ovmc_machine *m, const struct ovmc_part_co
 {
 	struct ovmc_part *p;
 
-	if (!cfg->mem || cfg->mem_size < OVMC_PAGE_SIZE)
+	if (cfg->remote ? !cfg->remote->deliver || !cfg->mem_size || cfg->mem
+			: !cfg->mem || cfg->mem_size < OVMC_PAGE_SIZE)
 		return -EINVAL;
 	/* An ADD_BUF carries a 32-bit LIOBA. */
 	if (cfg->hv_window_size > UINT32_MAX)
@@ -154,9 +216,12 @@ int ovmc_machine_add_partition(struct ovmc_machine *m, const struct ovmc_part_co
 	p->m = m;
 	p->id = m->next_id++;
 	p->cfg = *cfg;
+	p->cfg.remote = NULL;
+	if (cfg->remote)
+		p->remote = *cfg->remote;
 	p->next = m->parts;
 	m->parts = p;
-	if (cfg->vmc_present && !vmc_create(p)) {
+	if ((cfg->vmc_present || cfg->remote) && !vmc_create(p)) {
 		m->parts = p->next;
 		free(p);
 		return -ENOMEM;
@@ -165,7 +230,9 @@ int ovmc_machine_add_partition(struct ovmc_machine *m, const struct ovmc_part_co
 	return 0;
 }
 
-static void hv_queue_push(struct ovmc_vmc *v, const uint8_t e[16], bool overwrite_last)
+/* `credit`: a remote partition's device paid for this entry. */
+static void hv_queue_push(struct ovmc_vmc *v, const uint8_t e[16], bool overwrite_last,
+			  bool credit)
 {
 	unsigned slot;
 
@@ -178,6 +245,12 @@ static void hv_queue_push(struct ovmc_vmc *v, const uint8_t e[16], bool overwrit
 		v->hv_count++;
 	}
 	memcpy(v->hv_q[slot], e, OVMC_CRQ_ENTRY_SIZE);
+	if (v->hv_q_credit) {
+		/* An overwritten entry is gone: its credit comes back. */
+		if (v->hv_q_credit[slot] && v->hv_count == v->hv_cap && overwrite_last)
+			v->credit_due++;
+		v->hv_q_credit[slot] = credit;
+	}
 	v->part->m->stats.entries_to_hv++;
 	trace_entry(v->part->m, OVMC_TRACE_TO_HV, v->part->id, e);
 	if (v->part->m->hooks.vmc_pending)
@@ -209,7 +282,7 @@ void ovmc_machine_remove_partition(struct ovmc_machine *m, struct ovmc_part *p, 
 			transport_event(e, failed ? OVMC_EVENT_PARTNER_FAILED
 						  : OVMC_EVENT_PARTNER_DEREGISTERED);
 			v->p_registered = false;
-			hv_queue_push(v, e, true);
+			hv_queue_push(v, e, true, false);
 		}
 		v->p_registered = false;
 		if (m->hooks.vmc_destroyed)
@@ -239,6 +312,52 @@ int ovmc_part_vmc_node(struct ovmc_part *p, struct ovmc_vmc_node *out)
 
 /* ---- the partition's CRQ ---- */
 
+long ovmc_part_remote_crq(struct ovmc_part *p, unsigned entries)
+{
+	struct ovmc_vmc *v = p->vmc;
+	uint64_t a[5] = {0};
+	long rc;
+
+	if (!is_remote(p) || !v)
+		return OVMC_H_PARAMETER;
+	a[0] = v->node.unit_address;
+	a[2] = (uint64_t)entries * OVMC_CRQ_ENTRY_SIZE;
+	if (entries == 0) {
+		rc = OVMC_H_SUCCESS;
+		if (v->p_registered) {
+			v->p_registered = false;
+			if (v->hv_registered) {
+				uint8_t e[16];
+
+				transport_event(e, OVMC_EVENT_PARTNER_DEREGISTERED);
+				hv_queue_push(v, e, true, false);
+			}
+		}
+	} else if (entries % CRQ_PAGE_ENTRIES || entries > REMOTE_CRQ_MAX_ENTRIES) {
+		rc = OVMC_H_PARAMETER;
+	} else if (v->p_registered) {
+		rc = OVMC_H_RESOURCE;
+	} else {
+		v->p_registered = true;
+		v->p_entries = entries;
+		rc = v->hv_registered ? OVMC_H_SUCCESS : OVMC_H_CLOSED;
+	}
+	/* Traced as the hcall the guest made, as far as we know its arguments. */
+	p->m->stats.hcalls++;
+	if (rc != OVMC_H_SUCCESS && rc != OVMC_H_CLOSED)
+		p->m->stats.hcall_errors++;
+	if (p->m->trace) {
+		struct ovmc_trace_event ev = {.kind = OVMC_TRACE_HCALL,
+					      .partition = p->id,
+					      .opcode = entries ? OVMC_H_REG_CRQ : OVMC_H_FREE_CRQ,
+					      .rc = rc};
+
+		memcpy(ev.args, a, sizeof(ev.args));
+		p->m->trace(p->m->trace_arg, &ev);
+	}
+	return rc;
+}
+
 static uint8_t *p_slot(struct ovmc_vmc *v, uint32_t i)
 {
 	return (uint8_t *)v->part->cfg.mem + v->p_ioba + (uint64_t)i * OVMC_CRQ_ENTRY_SIZE;
@@ -262,9 +381,21 @@ static void raise_irq(struct ovmc_vmc *v)
  */
 static long deliver_to_partition(struct ovmc_vmc *v, const uint8_t e[16], bool overwrite_last)
 {
-	uint8_t *slot = p_slot(v, v->p_next);
+	uint8_t *slot;
 	bool advance = true;
 
+	if (is_remote(v->part)) {
+		long rc = v->part->remote.deliver(v->part->remote.arg, e);
+
+		if (rc == OVMC_H_DROPPED)
+			v->part->m->stats.dropped_full++;
+		if (rc != OVMC_H_SUCCESS)
+			return rc;
+		v->part->m->stats.entries_to_partition++;
+		trace_entry(v->part->m, OVMC_TRACE_TO_PARTITION, v->part->id, e);
+		return rc;
+	}
+	slot = p_slot(v, v->p_next);
 	if (load_header(slot) != OVMC_CRQ_FREE) {
 		if (!overwrite_last) {
 			v->part->m->stats.dropped_full++;
@@ -289,7 +420,8 @@ unsigned ovmc_vmc_hv_outstanding(const struct ovmc_vmc *cv)
 {
 	struct ovmc_vmc *v = (struct ovmc_vmc *)cv;
 
-	if (!v->p_registered)
+	/* A remote CRQ is out of sight: its device answers H_DROPPED when full. */
+	if (!v->p_registered || is_remote(v->part))
 		return 0;
 	/* The partition consumes in order: skip what it has freed since. */
 	while (v->p_tail != v->p_next && load_header(p_slot(v, v->p_tail)) == OVMC_CRQ_FREE)
@@ -337,6 +469,10 @@ long ovmc_vmc_hv_register(struct ovmc_vmc *v)
 		return OVMC_H_RESOURCE;
 	v->hv_registered = true;
 	v->hv_head = v->hv_count = 0;
+	v->epoch++;
+	v->credit_due = 0;
+	if (v->part->remote.hv_state)
+		v->part->remote.hv_state(v->part->remote.arg, true, v->epoch, v->hv_cap);
 	return v->p_registered ? OVMC_H_SUCCESS : OVMC_H_CLOSED;
 }
 
@@ -346,12 +482,15 @@ long ovmc_vmc_hv_free(struct ovmc_vmc *v, uint8_t event)
 		return OVMC_H_SUCCESS;
 	v->hv_registered = false;
 	v->hv_head = v->hv_count = 0;
+	v->credit_due = 0;
 	if (v->p_registered) {
 		uint8_t e[16];
 
 		transport_event(e, event);
 		deliver_to_partition(v, e, true);
 	}
+	if (v->part->remote.hv_state)
+		v->part->remote.hv_state(v->part->remote.arg, false, v->epoch, 0);
 	return OVMC_H_SUCCESS;
 }
 
@@ -369,6 +508,10 @@ int ovmc_vmc_hv_receive(struct ovmc_vmc *v, uint8_t entry[16])
 	if (!v->hv_count)
 		return 0;
 	memcpy(entry, v->hv_q[v->hv_head], OVMC_CRQ_ENTRY_SIZE);
+	if (v->hv_q_credit && v->hv_q_credit[v->hv_head]) {
+		v->hv_q_credit[v->hv_head] = false;
+		v->credit_due++;
+	}
 	v->hv_head = (v->hv_head + 1) % v->hv_cap;
 	v->hv_count--;
 	return 1;
@@ -384,6 +527,24 @@ void *ovmc_vmc_hv_memory(struct ovmc_vmc *v, size_t *size)
 uint32_t ovmc_vmc_hv_liobn(const struct ovmc_vmc *v)
 {
 	return v->node.liobn_remote;
+}
+
+int ovmc_vmc_hv_memfd(const struct ovmc_vmc *v)
+{
+	return v->hv_memfd;
+}
+
+uint32_t ovmc_vmc_hv_epoch(const struct ovmc_vmc *v)
+{
+	return v->epoch;
+}
+
+unsigned ovmc_vmc_hv_take_credit(struct ovmc_vmc *v)
+{
+	unsigned n = v->credit_due;
+
+	v->credit_due = 0;
+	return n;
 }
 
 /* ---- hcalls ---- */
@@ -422,18 +583,15 @@ static long h_free_crq(struct ovmc_part *p, const uint64_t *a)
 		uint8_t e[16];
 
 		transport_event(e, OVMC_EVENT_PARTNER_DEREGISTERED);
-		hv_queue_push(v, e, true);
+		hv_queue_push(v, e, true, false);
 	}
 	return OVMC_H_SUCCESS;
 }
 
-static long h_send_crq(struct ovmc_part *p, const uint64_t *a)
+static long send_crq(struct ovmc_part *p, struct ovmc_vmc *v, const uint64_t *a)
 {
-	struct ovmc_vmc *v = p->vmc;
 	uint8_t e[16];
 
-	if (!v || a[0] != v->node.unit_address)
-		return OVMC_H_PARAMETER;
 	ovmc_entry_from_words(a[1], a[2], e);
 	if (!(e[0] & 0x80) || e[0] == OVMC_CRQ_TRANSPORT)
 		return OVMC_H_PARAMETER;
@@ -443,8 +601,22 @@ static long h_send_crq(struct ovmc_part *p, const uint64_t *a)
 		p->m->stats.dropped_full++;
 		return OVMC_H_DROPPED;
 	}
-	hv_queue_push(v, e, false);
+	hv_queue_push(v, e, false, is_remote(p));
 	return OVMC_H_SUCCESS;
+}
+
+static long h_send_crq(struct ovmc_part *p, const uint64_t *a)
+{
+	struct ovmc_vmc *v = p->vmc;
+	long rc;
+
+	if (!v || a[0] != v->node.unit_address)
+		return OVMC_H_PARAMETER;
+	rc = send_crq(p, v, a);
+	/* The device paid a credit for an entry that never got a slot. */
+	if (rc != OVMC_H_SUCCESS && is_remote(p))
+		v->credit_due++;
+	return rc;
 }
 
 static long h_vio_signal(struct ovmc_part *p, const uint64_t *a)
@@ -494,6 +666,59 @@ static uint8_t *window(struct ovmc_part *p, uint64_t liobn, uint64_t ioba, uint6
 	if (ioba > size || len > size - ioba)
 		return NULL;
 	return base + ioba;
+}
+
+static bool in_window(uint64_t ioba, uint64_t len, uint64_t size)
+{
+	return ioba <= size && len <= size - ioba;
+}
+
+int ovmc_part_remote_rdma(struct ovmc_part *p, long rc, const uint64_t args[5])
+{
+	struct ovmc_vmc *v = p->vmc;
+	uint64_t len = args[0];
+	bool to_hv;
+	uint64_t p_liobn, p_ioba, h_liobn, h_ioba;
+
+	if (!is_remote(p) || !v)
+		return -EINVAL;
+	to_hv = args[3] == v->node.liobn_remote;
+	p_liobn = to_hv ? args[1] : args[3];
+	p_ioba = to_hv ? args[2] : args[4];
+	h_liobn = to_hv ? args[3] : args[1];
+	h_ioba = to_hv ? args[4] : args[2];
+	if (rc == OVMC_H_SUCCESS &&
+	    (len > OVMC_MAX_RDMA_LEN || p_liobn != v->node.liobn_local ||
+	     h_liobn != v->node.liobn_remote || !in_window(h_ioba, len, v->hv_mem_size) ||
+	     !in_window(p_ioba, len, p->cfg.mem_size)))
+		return -EINVAL;
+	p->m->stats.hcalls++;
+	if (rc == OVMC_H_SUCCESS) {
+		p->m->stats.rdma_ops++;
+		p->m->stats.rdma_bytes += len;
+	} else {
+		p->m->stats.hcall_errors++;
+		p->m->stats.rdma_rejected++;
+	}
+	if (p->m->trace) {
+		struct ovmc_trace_event ev = {.kind = OVMC_TRACE_RDMA, .partition = p->id};
+
+		memcpy(ev.args, args, sizeof(ev.args));
+		ev.opcode = OVMC_H_COPY_RDMA;
+		if (rc == OVMC_H_SUCCESS) {
+			ev.data = (uint8_t *)v->hv_mem + h_ioba;
+			ev.data_len = len;
+			ev.to_hv = to_hv;
+			p->m->trace(p->m->trace_arg, &ev);
+		}
+		ev = (struct ovmc_trace_event){.kind = OVMC_TRACE_HCALL,
+					       .partition = p->id,
+					       .opcode = OVMC_H_COPY_RDMA,
+					       .rc = rc};
+		memcpy(ev.args, args, sizeof(ev.args));
+		p->m->trace(p->m->trace_arg, &ev);
+	}
+	return 0;
 }
 
 static long h_copy_rdma(struct ovmc_part *p, const uint64_t *a)
@@ -550,7 +775,11 @@ long ovmc_part_hcall(struct ovmc_part *p, unsigned long opcode, const uint64_t *
 
 	if (args && nargs)
 		memcpy(a, args, (nargs < 5 ? nargs : 5) * sizeof(uint64_t));
-	switch (opcode) {
+	/* A remote partition's device does the others itself. */
+	switch (is_remote(p) && opcode != OVMC_H_SEND_CRQ && opcode != OVMC_H_ENABLE_CRQ &&
+			opcode != OVMC_H_REQUEST_VMC
+		? 0
+		: opcode) {
 	case OVMC_H_REG_CRQ:
 		rc = h_reg_crq(p, a);
 		break;
