@@ -37,6 +37,8 @@ struct hvhost {
 	 * sent from another idle hook. */
 	bool pending;
 	struct traceout out;
+	void (*status_hook)(void *arg, FILE *out);
+	void *status_arg;
 };
 
 static void __attribute__((format(printf, 3, 0)))
@@ -288,6 +290,12 @@ void hvhost_sessions(struct hvhost *h, FILE *out)
 	}
 }
 
+void hvhost_set_status_hook(struct hvhost *h, void (*fn)(void *arg, FILE *out), void *arg)
+{
+	h->status_hook = fn;
+	h->status_arg = arg;
+}
+
 void hvhost_status(struct hvhost *h, FILE *out)
 {
 	struct ovmc_machine_stats ms;
@@ -352,6 +360,8 @@ void hvhost_status(struct hvhost *h, FILE *out)
 			(unsigned long long)hs.reserved_pad, (unsigned long long)hs.send_deferred,
 			(unsigned long long)hs.send_queue_peak, (unsigned long long)hs.send_lost);
 	}
+	if (h->status_hook)
+		h->status_hook(h->status_arg, out);
 }
 
 void hvhost_status_json(struct hvhost *h, struct json *j)

@@ -55,10 +55,13 @@ void hvhost_restart(struct hvhost *h, uint8_t event);
 void hvhost_set_tracer(struct hvhost *h, ovmc_trace_fn fn, void *arg);
 /* One line per HMC index of every VMC: the open session, its number and id (hex). */
 void hvhost_sessions(struct hvhost *h, FILE *out);
-/* Machine counters and, per VMC, state, negotiated values, sessions, pools, counters. */
+/* Machine counters and, per VMC, state, negotiated values, sessions, pools,
+ * counters; then what the status hook adds. */
 void hvhost_status(struct hvhost *h, FILE *out);
 /* The same as the member "hypervisor" of a JSON object (docs/vmcctl-json.md). */
 struct json;
 void hvhost_status_json(struct hvhost *h, struct json *j);
+/* Lines of the owner's (the guest link's) appended to hvhost_status(); NULL: none. */
+void hvhost_set_status_hook(struct hvhost *h, void (*fn)(void *arg, FILE *out), void *arg);
 
 #endif

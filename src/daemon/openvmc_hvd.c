@@ -2,8 +2,9 @@
 /*
  * openvmc-hvd: the emulated POWER hypervisor as a daemon. Partitions
  * (openvmcd) attach over a Unix socket with their memory and interrupt
- * (the cross-process platform, xproc.h); each gets a VMC served by a
- * hypervisor core and the layer-2 backend.
+ * (the cross-process platform, xproc.h), and QEMU pseries guests connect
+ * their spapr-vmc device to another socket (the guest link, guest.h); each
+ * partition gets a VMC served by a hypervisor core and the layer-2 backend.
  *
  *   openvmc-hvd --foreground --socket /run/openvmc/hv.sock --control /run/openvmc/hv.ctl
  *
@@ -17,6 +18,7 @@
 #include "opts.h"
 
 #include <openvmc/common.h>
+#include <openvmc/guest.h>
 #include <openvmc/xproc.h>
 
 #include <errno.h>
@@ -35,6 +37,10 @@ static void usage(FILE *out)
 	      "\n"
 	      "  -s, --socket PATH        where partitions attach (" OPTS_DEFAULT_SOCKET ");\n"
 	      "                           its directory is made private (0700)\n"
+	      "      --guest-socket PATH  where QEMU guests' spapr-vmc devices connect\n"
+	      "                           (none by default); its directory is made private\n"
+	      "      --guest-timeout-ms N how long a guest's device may take to take an\n"
+	      "                           entry (1000)\n"
 	      "  -n, --hmcs N             HMC connections offered (1; max 255)\n"
 	      "  -p, --pool N             buffers per HMC connection (32)\n"
 	      "  -u, --mtu N              largest message in bytes (4096)\n"
@@ -59,7 +65,7 @@ static void usage(FILE *out)
 static const struct opts_program program = {
 	.name = "openvmc-hvd",
 	.shortopts = "s:n:p:u:q:NR:b:c:tw:l:fP:hV",
-	.longs = OPTS_CONTROL_GROUP,
+	.longs = OPTS_CONTROL_GROUP | OPTS_GUEST_SOCKET | OPTS_GUEST_TIMEOUT,
 	.usage = usage,
 };
 
@@ -102,12 +108,66 @@ static void not_private(const char *socket)
 		 (unsigned)geteuid(), path, st.st_uid != geteuid() ? " and chown it" : "");
 }
 
+static void on_guests(void *arg, int fd, uint32_t events)
+{
+	(void)fd;
+	(void)events;
+	ovmc_guest_server_dispatch(arg);
+}
+
+/* After the cores ran: the credits they freed go to the devices. */
+static uint64_t guests_idle(void *arg, uint64_t now)
+{
+	(void)now;
+	ovmc_guest_server_flush(arg);
+	return OVMC_TIME_NEVER;
+}
+
+static void guests_status(void *arg, FILE *out)
+{
+	ovmc_guest_server_status(arg, out);
+}
+
+/* The guest link, when --guest-socket asks for it. Errors are logged. */
+static int start_guests(struct ovmc_loop *loop, struct hvhost *hv, const struct opts *o,
+			const struct hvhost_config *hc, struct ovmc_guest_server **out)
+{
+	struct ovmc_guest_server_config gc = {0};
+	int rc;
+
+	gc.socket_path = o->guest_socket;
+	gc.machine = hvhost_machine(hv);
+	gc.min_hv_window = ovmc_hv_memory_required(&hc->hv);
+	gc.hv_queue_entries = hc->hv.crq_size;
+	gc.deliver_timeout_ms = (unsigned)o->guest_timeout_ms;
+	gc.log = xproc_log;
+	gc.log_user = (void *)"guest";
+	rc = ovmc_guest_server_new(&gc, out);
+	if (rc) {
+		ovmc_log(OVMC_LOG_ERROR, "main", "cannot listen for guests at %s: %s%s",
+			 o->guest_socket, ovmc_strerror(rc),
+			 rc == -EEXIST ? " (another hypervisor is running there)" : "");
+		return rc;
+	}
+	rc = ovmc_loop_add(loop, ovmc_guest_server_fd(*out), on_guests, *out);
+	if (!rc)
+		rc = ovmc_loop_add_idle(loop, guests_idle, *out);
+	if (rc) {
+		ovmc_log(OVMC_LOG_ERROR, "main", "event loop: %s", ovmc_strerror(rc));
+		return rc;
+	}
+	hvhost_set_status_hook(hv, guests_status, *out);
+	return 0;
+}
+
+
 int main(int argc, char **argv)
 {
 	struct opts o;
 	struct hvhost_config hc;
 	struct ovmc_xproc_server_config sc = {0};
 	struct ovmc_xproc_server *srv = NULL;
+	struct ovmc_guest_server *guests = NULL;
 	struct ovmc_loop *loop = NULL;
 	struct hvhost *hv = NULL;
 	struct ctl *ctl = NULL;
@@ -157,6 +217,8 @@ int main(int argc, char **argv)
 		ovmc_log(OVMC_LOG_ERROR, "main", "event loop: %s", ovmc_strerror(rc));
 		goto out;
 	}
+	if (o.guest_socket && start_guests(loop, hv, &o, &hc, &guests))
+		goto out;
 	if (o.control) {
 		struct ctl_targets t = {.hv = hv};
 
@@ -180,6 +242,12 @@ int main(int argc, char **argv)
 	ovmc_notify_stopping();
 out:
 	ctl_free(ctl);
+	if (guests) {
+		/* The idle hook stays, but the loop no longer runs. */
+		hvhost_set_status_hook(hv, NULL, NULL);
+		ovmc_loop_del(loop, ovmc_guest_server_fd(guests));
+		ovmc_guest_server_free(guests);
+	}
 	if (srv) {
 		ovmc_loop_del(loop, ovmc_xproc_server_fd(srv));
 		/* Partitions see their VMC deregistered, then the socket closes. */

@@ -3,6 +3,7 @@
 
 #include "log.h"
 
+#include <openvmc/guest.h>
 #include <openvmc/platform.h>
 #include <openvmc/xproc.h>
 
@@ -142,6 +143,8 @@ static bool opts_backend(const char *s)
 #define LONG_ONLY 256
 #define VAL_HCALL_TIMEOUT (LONG_ONLY + 0)
 #define VAL_CONTROL_GROUP (LONG_ONLY + 1)
+#define VAL_GUEST_SOCKET (LONG_ONLY + 2)
+#define VAL_GUEST_TIMEOUT (LONG_ONLY + 3)
 
 /* Every long option; a program's shortopts select the ones it takes. */
 static const struct option all_longs[] = {
@@ -168,6 +171,8 @@ static const struct option all_longs[] = {
 	{"pidfile", required_argument, NULL, 'P'},
 	{"hcall-timeout-ms", required_argument, NULL, VAL_HCALL_TIMEOUT},
 	{"control-group", required_argument, NULL, VAL_CONTROL_GROUP},
+	{"guest-socket", required_argument, NULL, VAL_GUEST_SOCKET},
+	{"guest-timeout-ms", required_argument, NULL, VAL_GUEST_TIMEOUT},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 };
@@ -261,6 +266,14 @@ static int one(int c, const char *arg, const struct opts_program *p, struct opts
 		return opts_group(arg, &o->control_gid)
 			       ? 0
 			       : opts_usage_error("unknown group \"%s\"", arg);
+	case VAL_GUEST_SOCKET:
+		if (!*arg)
+			return opts_usage_error("%s", "--guest-socket takes a path");
+		o->guest_socket = arg;
+		return 0;
+	case VAL_GUEST_TIMEOUT:
+		return number("guest-timeout-ms", arg, 1, OVMC_XPROC_MAX_TIMEOUT_MS,
+			      &o->guest_timeout_ms);
 	default:
 		fprintf(stderr, "Try '%s --help'.\n", p->name);
 		return 2;
@@ -276,6 +289,7 @@ int opts_parse(int argc, char **argv, const struct opts_program *p, struct opts 
 	*o = (struct opts){.mode = 0600, .request_vmc_rc = OVMC_H_SUCCESS,
 			   .socket = OPTS_DEFAULT_SOCKET, .retry_ms = 500,
 			   .hcall_timeout_ms = OVMC_XPROC_DEFAULT_TIMEOUT_MS,
+			   .guest_timeout_ms = OVMC_GUEST_DEFAULT_TIMEOUT_MS,
 			   .log_level = OVMC_LOG_INFO};
 	for (size_t i = 0; i < N_LONGS; i++) {
 		int v = all_longs[i].val;

@@ -42,6 +42,9 @@ struct opts {
 	/* the cross-process platform: -s, -r, --hcall-timeout-ms */
 	const char *socket;
 	unsigned long retry_ms, hcall_timeout_ms;
+	/* QEMU guests (openvmc-hvd): --guest-socket, --guest-timeout-ms */
+	const char *guest_socket;
+	unsigned long guest_timeout_ms;
 	/* running: -c, -t, -w, -l, -f, -P */
 	const char *control, *capture, *pidfile;
 	/* --control-group: members may use every control command */
@@ -64,6 +67,8 @@ void opts_remove_dirs(struct opts_dirs *d);
 /* Options without a letter, by the bit a program sets in `longs` to take them. */
 #define OPTS_HCALL_TIMEOUT (1u << 0)
 #define OPTS_CONTROL_GROUP (1u << 1)
+#define OPTS_GUEST_SOCKET (1u << 2)
+#define OPTS_GUEST_TIMEOUT (1u << 3)
 
 struct opts_program {
 	const char *name;      /* for --version */
