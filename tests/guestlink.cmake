@@ -1,0 +1,10 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The guest link (docs/guest-link.md) without QEMU: the real openvmc-hvd
+# with --guest-socket and fake spapr-vmc devices in the test process, the
+# driver core playing the guest's kernel driver. No root needed.
+ovmc_test(guestlink SOURCES guestlink_test.c guestdev.c fixture.c)
+target_compile_definitions(guestlink_test PRIVATE
+  HVD_BIN="$<TARGET_FILE:openvmc_hvd>"
+  VMCCTL_BIN="$<TARGET_FILE:vmcctl>"
+  DEVCLIENT_BIN="$<TARGET_FILE:devclient>")
+add_dependencies(guestlink_test openvmc_hvd vmcctl devclient)
