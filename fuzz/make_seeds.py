@@ -122,3 +122,19 @@ put("router", "bad-lengths", rmsg(2 | 8, bytes(40)) + rmsg(6 | 1 | 8, bytes(100)
 put("ctl", "read-only", b"\x00status\nsessions\nhelp\ntrace\n")
 put("ctl", "admin", b"\x01send 0 00ff10\nrestart failed\nrestart deregistered\nsend 300 zz\n")
 put("ctl", "errors", b"\x01bogus\nsend\nsend 0 abc\nrestart sideways\nstatus extra\n")
+
+# ---- guest: byte 0 the receiving side (0 daemon, 1 device), byte 1 the read size ----
+def gl(type_, body, seq=0):
+    return struct.pack("<IHHII", 0x474D564F, 1, type_, len(body), seq) + body
+
+
+hello = gl(1, struct.pack("<IIIIQQ", 0x30000002, 0x80000002, 0x40000002, 0x81000002,
+                          4 << 20, 16 << 20))
+put("guest", "device-session", bytes([0, 7]) + hello + gl(3, struct.pack("<II", 256, 0))
+    + gl(5, struct.pack("<II", 1, 0) + bytes([0xC0, 0x01]) + bytes(14))
+    + gl(6, struct.pack("<qQQQQQ", 0, 100, 0x80000002, 0x1000, 0x81000002, 0x2000))
+    + gl(10, struct.pack("<q", 0), seq=1) + gl(4, b""))
+put("guest", "daemon-side", bytes([1, 64])
+    + gl(2, struct.pack("<iIIIII", 0, 1, 256, 1, 1, 0))
+    + gl(7, struct.pack("<IIII", 1, 2, 256, 0)) + gl(8, struct.pack("<II", 2, 5))
+    + gl(9, bytes([0xC0, 0x02]) + bytes(14), seq=3))
