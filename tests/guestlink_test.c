@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -660,4 +661,232 @@ TEST(capture_of_a_guest_channel)
 	CHECK(rdma >= 200);
 	/* The message of 100 bytes, both ways, payload from the hv window. */
 	CHECK_EQ(rdma_100, 2);
+}
+
+static int raw_connect(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		FAIL("connect %s: %s", path, strerror(errno));
+	return fd;
+}
+
+/* Closed by the daemon within `ms`: end of stream (whatever it said first). */
+static bool closed_within(int fd, int ms)
+{
+	char buf[256];
+	uint64_t end = now_ms() + (uint64_t)ms;
+
+	while (now_ms() < end) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t n;
+
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return true;
+	}
+	return false;
+}
+
+static void close_fds(void *arg)
+{
+	int *fds = arg;
+
+	for (unsigned i = 0; i < 17; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+TEST(silent_connections_bounded_and_expired)
+{
+	struct env *e = env_new(NULL);
+	static int fds[17];
+	size_t from = log_size(e->h->d);
+	char out[OUT_MAX];
+
+	for (unsigned i = 0; i < 17; i++)
+		fds[i] = -1;
+	ovmc_test_defer(close_fds, fds);
+	for (unsigned i = 0; i < 16; i++)
+		fds[i] = raw_connect(e->gsock);
+	/* Let the daemon accept them in order, so the first is the oldest. */
+	sleep_ms(100);
+	fds[16] = raw_connect(e->gsock);
+	/* At most 16 without HELLO: the newcomer closes the oldest. */
+	CHECK(closed_within(fds[0], 2000));
+	CHECK(!closed_within(fds[16], 100));
+	/* And none may stay silent beyond the HELLO deadline (3 s). */
+	for (unsigned i = 1; i < 17; i++)
+		CHECK(closed_within(fds[i], 5000));
+	CHECK(log_has(e->h->d, from, "sent no HELLO within 3000 ms"));
+	status(e, out, sizeof(out));
+	CHECK_EQ(counter(out, "guest-link:", "hello-timeouts "), 17);
+	CHECK_EQ(counter(out, "guest-link:", "connections "), 0);
+	attach(e);
+}
+
+/* Runs as euid 65534 with root's file access, so only the peer
+ * credentials can stop it. Exit 0: refused as expected. */
+static _Noreturn void foreign_device(const char *path, pid_t parent)
+{
+	struct gl_hello h = {.unit_address = 1, .liobn_local = 2, .hv_liobn = 3,
+			     .local_window_size = GUEST_MEM, .hv_window_size = 16u << 20};
+	unsigned char buf[GL_MAX_MSG];
+	struct gl_msg m;
+	size_t got = 0, used = 0;
+	int fd, fds[2];
+	unsigned nfds;
+	bool trunc;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	if (seteuid(65534) < 0)
+		_exit(2);
+	setfsuid(0);
+	/* Only now: changing credentials clears the parent-death signal. */
+	ovmc_test_die_with_parent(parent);
+	if (geteuid() != 65534)
+		_exit(3);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		_exit(4); /* the socket itself out of reach: the test proves nothing */
+	send(fd, buf, gl_encode(buf, GL_HELLO, 0, &h), MSG_NOSIGNAL); /* may fail: hung up */
+	while (!used) {
+		ssize_t n = ovmc_xp_recv(fd, buf + got, sizeof(buf) - got, 0, fds, 2, &nfds, &trunc);
+
+		if (n <= 0)
+			_exit(5);
+		if (nfds)
+			_exit(6); /* a window: attached */
+		got += (size_t)n;
+		if (gl_decode(buf, got, GL_AT_DEVICE, GL_AWAIT_HELLO, &m, &used) != GL_OK)
+			_exit(7);
+	}
+	if (m.h.type != GL_WELCOME || m.b.welcome.status != -EACCES)
+		_exit(8);
+	_exit(recv(fd, buf, sizeof(buf), 0) <= 0 ? 0 : 9);
+}
+
+TEST(device_of_other_uid_is_refused)
+{
+	struct env *e = env_new(NULL);
+	size_t from = log_size(e->h->d);
+	pid_t parent = getpid(), pid;
+	int st;
+	char out[OUT_MAX];
+
+	/* A peer of another uid needs CAP_SETUID. The project's CI runs as root. */
+	if (geteuid() != 0)
+		FAIL("needs root (euid is %u) to connect as another uid", (unsigned)geteuid());
+	pid = fork();
+	if (pid < 0)
+		FAIL("fork: %s", strerror(errno));
+	if (pid == 0)
+		foreign_device(e->gsock, parent);
+	st = wait_child(pid, 10000);
+	if (st != 0)
+		FAIL("the foreign device: wait status %d (0: refused by its credentials)", st);
+	CHECK(log_has(e->h->d, from, "of uid 65534 refused"));
+	status(e, out, sizeof(out));
+	CHECK_EQ(counter(out, "guest-link:", "refused "), 1);
+	CHECK_EQ(counter(out, "guest-link:", "disconnects "), 0);
+}
+
+static long rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	FILE *f;
+	long kb = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		FAIL("%s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+static unsigned maps_of(pid_t pid)
+{
+	char path[64];
+	FILE *f;
+	unsigned n = 0;
+	int c;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		FAIL("%s: %s", path, strerror(errno));
+	while ((c = fgetc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+/* Under AddressSanitizer freed memory sits in its quarantine: only runaway
+ * growth counts. */
+#ifdef __SANITIZE_ADDRESS__
+#define RSS_SLACK_KB (16 * 1024)
+#else
+#define RSS_SLACK_KB 2048
+#endif
+
+TEST(many_guests_and_hostile_peers_leave_nothing_behind)
+{
+	struct env *e = env_new(NULL);
+	unsigned char bad[GL_MAX_MSG];
+	int fds0, fds1;
+	unsigned maps0, maps1;
+	long rss0, rss1;
+	size_t bad_len = put(bad, GL_MAGIC, GL_VERSION, GL_SEND, 24, 0, 24);
+
+	/* Warm up, then measure around 100 guests and 100 hostile peers. */
+	for (unsigned i = 0; i < 2; i++) {
+		struct gdev *g = gdev_new(e->gsock, GUEST_MEM);
+
+		CHECK_EQ(gdev_connect(g), 0);
+		gdev_free(g);
+	}
+	sleep_ms(100);
+	fds0 = fd_count(e->h->d->pid);
+	maps0 = maps_of(e->h->d->pid);
+	rss0 = rss_kb(e->h->d->pid);
+	for (unsigned i = 0; i < 100; i++) {
+		struct gdev *g = gdev_new(e->gsock, GUEST_MEM);
+		int fd;
+
+		CHECK_EQ(gdev_connect(g), 0);
+		/* The window is really shared: what the device writes, the daemon has. */
+		memset(g->hv, (int)i, 64);
+		gdev_free(g);
+		fd = raw_connect(e->gsock);
+		CHECK(send(fd, bad, bad_len, MSG_NOSIGNAL) == (ssize_t)bad_len);
+		CHECK(closed_within(fd, 3000));
+		close(fd);
+	}
+	/* The last departures are seen before we count. */
+	for (uint64_t end = now_ms() + 3000; now_ms() < end;) {
+		char out[OUT_MAX];
+
+		status(e, out, sizeof(out));
+		if (counter(out, "guest-link:", "connections ") == 0)
+			break;
+	}
+	fds1 = fd_count(e->h->d->pid);
+	maps1 = maps_of(e->h->d->pid);
+	rss1 = rss_kb(e->h->d->pid);
+	if (fds1 != fds0 || maps1 != maps0 || rss1 > rss0 + RSS_SLACK_KB)
+		FAIL("after 100 guests and 100 hostile peers: fds %d -> %d, maps %u -> %u, "
+		     "rss %ld -> %ld kB",
+		     fds0, fds1, maps0, maps1, rss0, rss1);
+	fprintf(stderr, "openvmc-hvd after 200 guest connections: fds %d, maps %u, rss %ld -> %ld kB\n",
+		fds1, maps1, rss0, rss1);
 }
