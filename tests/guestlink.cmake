@@ -6,5 +6,6 @@ ovmc_test(guestlink SOURCES guestlink_test.c guestdev.c fixture.c)
 target_compile_definitions(guestlink_test PRIVATE
   HVD_BIN="$<TARGET_FILE:openvmc_hvd>"
   VMCCTL_BIN="$<TARGET_FILE:vmcctl>"
-  DEVCLIENT_BIN="$<TARGET_FILE:devclient>")
+  DEVCLIENT_BIN="$<TARGET_FILE:devclient>"
+  SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 add_dependencies(guestlink_test openvmc_hvd vmcctl devclient)

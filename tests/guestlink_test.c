@@ -44,6 +44,9 @@
 #ifndef VMCCTL_BIN
 #error VMCCTL_BIN must name the vmcctl program
 #endif
+#ifndef SOURCE_DIR
+#error SOURCE_DIR must name the source tree (docs/vmcctl-json.md, tests/json_check.py)
+#endif
 
 #define GUEST_MEM (4u << 20)
 #define SETTLE_MS 10000
@@ -309,6 +312,31 @@ static unsigned long long counter(const char *text, const char *line, const char
 	return strtoull(k + strlen(key), NULL, 10);
 }
 
+/* The JSON status of a daemon with a guest: its schema (docs/vmcctl-json.md). */
+static void check_json_status(struct env *e, const char *want)
+{
+	const char *argv[] = {"/usr/bin/env", "python3", SOURCE_DIR "/tests/json_check.py",
+			      SOURCE_DIR "/docs/vmcctl-json.md", "status", NULL};
+	char json[OUT_MAX], verdict[4096];
+	size_t n = 0;
+	int in, out;
+	pid_t pid;
+	ssize_t r;
+
+	vmcctl(e, ARGS("status", "--json", "-c", e->h->d->ctl), json, sizeof(json));
+	if (!strstr(json, want))
+		FAIL("no %s in %s", want, json);
+	pid = spawn_piped(argv, true, &out, &in);
+	CHECK(write(in, json, strlen(json)) == (ssize_t)strlen(json));
+	close(in);
+	while (n < sizeof(verdict) - 1 && (r = read(out, verdict + n, sizeof(verdict) - 1 - n)) > 0)
+		n += (size_t)r;
+	verdict[n] = '\0';
+	close(out);
+	if (wait_child(pid, 10000) != 0)
+		FAIL("status --json does not match the schema: %s\n%s", verdict, json);
+}
+
 TEST(handshake_echo)
 {
 	struct env *e = env_new(NULL);
@@ -332,6 +360,7 @@ TEST(handshake_echo)
 	/* The hypervisor end consumed what the device sent: credit came back. */
 	CHECK(e->g->credits > 0);
 	CHECK(e->g->credit <= e->g->queue_entries);
+	check_json_status(e, "\"guests\":[{\"partition\":1,");
 }
 
 TEST(two_hmcs_and_two_guests)

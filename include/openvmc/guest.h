@@ -16,6 +16,7 @@
 #ifndef OPENVMC_GUEST_H
 #define OPENVMC_GUEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -90,6 +91,21 @@ struct ovmc_guest_server_stats {
 };
 OVMC_API void ovmc_guest_server_stats(const struct ovmc_guest_server *srv,
 				      struct ovmc_guest_server_stats *out);
+/* One guest, as its device and its connection stand. */
+struct ovmc_guest_info {
+	unsigned partition;
+	int pid; /* QEMU's */
+	uint32_t unit_address, liobn_local, hv_liobn;
+	uint32_t epoch;
+	bool hv_open;
+	unsigned credit;      /* SENDs the device may still make in this epoch */
+	unsigned crq_entries; /* of the guest's CRQ, 0 while it has none */
+	uint64_t sends, sends_stale, delivers, deliver_dropped, deliver_closed, rdma_reports,
+		credits;
+};
+/* The `index`th guest with a partition (0, 1, ...): 0, or -ENOENT past the last. */
+OVMC_API int ovmc_guest_server_guest(const struct ovmc_guest_server *srv, unsigned index,
+				     struct ovmc_guest_info *out);
 /* Counters, then one line per guest (partition, pid, names, epoch, credit,
  * its own counters). */
 OVMC_API void ovmc_guest_server_status(const struct ovmc_guest_server *srv, FILE *out);

@@ -37,8 +37,7 @@ struct hvhost {
 	 * sent from another idle hook. */
 	bool pending;
 	struct traceout out;
-	void (*status_hook)(void *arg, FILE *out);
-	void *status_arg;
+	struct hvhost_status_hook status_hook;
 };
 
 static void __attribute__((format(printf, 3, 0)))
@@ -290,10 +289,9 @@ void hvhost_sessions(struct hvhost *h, FILE *out)
 	}
 }
 
-void hvhost_set_status_hook(struct hvhost *h, void (*fn)(void *arg, FILE *out), void *arg)
+void hvhost_set_status_hook(struct hvhost *h, const struct hvhost_status_hook *hook)
 {
-	h->status_hook = fn;
-	h->status_arg = arg;
+	h->status_hook = hook ? *hook : (struct hvhost_status_hook){0};
 }
 
 void hvhost_status(struct hvhost *h, FILE *out)
@@ -360,8 +358,8 @@ void hvhost_status(struct hvhost *h, FILE *out)
 			(unsigned long long)hs.reserved_pad, (unsigned long long)hs.send_deferred,
 			(unsigned long long)hs.send_queue_peak, (unsigned long long)hs.send_lost);
 	}
-	if (h->status_hook)
-		h->status_hook(h->status_arg, out);
+	if (h->status_hook.text)
+		h->status_hook.text(h->status_hook.arg, out);
 }
 
 void hvhost_status_json(struct hvhost *h, struct json *j)
@@ -454,5 +452,7 @@ void hvhost_status_json(struct hvhost *h, struct json *j)
 		json_end(j);
 	}
 	json_end(j);
+	if (h->status_hook.json)
+		h->status_hook.json(h->status_hook.arg, j);
 	json_end(j);
 }

@@ -61,7 +61,13 @@ void hvhost_status(struct hvhost *h, FILE *out);
 /* The same as the member "hypervisor" of a JSON object (docs/vmcctl-json.md). */
 struct json;
 void hvhost_status_json(struct hvhost *h, struct json *j);
-/* Lines of the owner's (the guest link's) appended to hvhost_status(); NULL: none. */
-void hvhost_set_status_hook(struct hvhost *h, void (*fn)(void *arg, FILE *out), void *arg);
+/* What the owner (the guest link) adds to hvhost_status(), as lines, and to
+ * hvhost_status_json(), as members of "hypervisor"; NULL: nothing. */
+struct hvhost_status_hook {
+	void (*text)(void *arg, FILE *out);
+	void (*json)(void *arg, struct json *j);
+	void *arg;
+};
+void hvhost_set_status_hook(struct hvhost *h, const struct hvhost_status_hook *hook);
 
 #endif

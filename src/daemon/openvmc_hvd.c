@@ -12,6 +12,7 @@
  */
 #include "ctl.h"
 #include "hvhost.h"
+#include "json.h"
 #include "log.h"
 #include "loop.h"
 #include "notify.h"
@@ -128,6 +129,55 @@ static void guests_status(void *arg, FILE *out)
 	ovmc_guest_server_status(arg, out);
 }
 
+static void guests_status_json(void *arg, struct json *j)
+{
+	struct ovmc_guest_server_stats t;
+	struct ovmc_guest_info g;
+
+	ovmc_guest_server_stats(arg, &t);
+	json_object(j, "guest_link");
+	json_uint(j, "connections", ovmc_guest_server_clients(arg));
+	json_object(j, "stats");
+	json_uint(j, "accepted", t.accepted);
+	json_uint(j, "refused", t.refused);
+	json_uint(j, "hello_timeouts", t.hello_timeouts);
+	json_uint(j, "hello_refused", t.hello_refused);
+	json_uint(j, "protocol_errors", t.protocol_errors);
+	json_uint(j, "delivers", t.delivers);
+	json_uint(j, "deliver_timeouts", t.deliver_timeouts);
+	json_uint(j, "deliver_dropped", t.deliver_dropped);
+	json_uint(j, "deliver_closed", t.deliver_closed);
+	json_uint(j, "sends", t.sends);
+	json_uint(j, "sends_stale", t.sends_stale);
+	json_uint(j, "credits", t.credits);
+	json_uint(j, "rdma_reports", t.rdma_reports);
+	json_uint(j, "disconnects", t.disconnects);
+	json_end(j);
+	json_array(j, "guests");
+	for (unsigned i = 0; ovmc_guest_server_guest(arg, i, &g) == 0; i++) {
+		json_object(j, NULL);
+		json_uint(j, "partition", g.partition);
+		json_int(j, "pid", g.pid);
+		json_uint(j, "unit_address", g.unit_address);
+		json_uint(j, "liobn", g.liobn_local);
+		json_uint(j, "hv_liobn", g.hv_liobn);
+		json_uint(j, "epoch", g.epoch);
+		json_bool(j, "hv_open", g.hv_open);
+		json_uint(j, "credit", g.credit);
+		json_uint(j, "crq", g.crq_entries);
+		json_uint(j, "sends", g.sends);
+		json_uint(j, "sends_stale", g.sends_stale);
+		json_uint(j, "delivers", g.delivers);
+		json_uint(j, "deliver_dropped", g.deliver_dropped);
+		json_uint(j, "deliver_closed", g.deliver_closed);
+		json_uint(j, "rdma_reports", g.rdma_reports);
+		json_uint(j, "credits", g.credits);
+		json_end(j);
+	}
+	json_end(j);
+	json_end(j);
+}
+
 /* The guest link, when --guest-socket asks for it. Errors are logged. */
 static int start_guests(struct ovmc_loop *loop, struct hvhost *hv, const struct opts *o,
 			const struct hvhost_config *hc, struct ovmc_guest_server **out)
@@ -156,7 +206,9 @@ static int start_guests(struct ovmc_loop *loop, struct hvhost *hv, const struct 
 		ovmc_log(OVMC_LOG_ERROR, "main", "event loop: %s", ovmc_strerror(rc));
 		return rc;
 	}
-	hvhost_set_status_hook(hv, guests_status, *out);
+	hvhost_set_status_hook(hv, &(struct hvhost_status_hook){.text = guests_status,
+								.json = guests_status_json,
+								.arg = *out});
 	return 0;
 }
 
@@ -244,7 +296,7 @@ out:
 	ctl_free(ctl);
 	if (guests) {
 		/* The idle hook stays, but the loop no longer runs. */
-		hvhost_set_status_hook(hv, NULL, NULL);
+		hvhost_set_status_hook(hv, NULL);
 		ovmc_loop_del(loop, ovmc_guest_server_fd(guests));
 		ovmc_guest_server_free(guests);
 	}

@@ -877,8 +877,39 @@ void ovmc_guest_server_stats(const struct ovmc_guest_server *s,
 	*out = s->stats;
 }
 
+int ovmc_guest_server_guest(const struct ovmc_guest_server *s, unsigned index,
+			    struct ovmc_guest_info *out)
+{
+	for (const struct conn *c = s->conns; c; c = c->next) {
+		if (!c->part || index--)
+			continue;
+		*out = (struct ovmc_guest_info){
+			.partition = ovmc_part_id(c->part),
+			.pid = (int)c->pid,
+			.unit_address = c->hello.unit_address,
+			.liobn_local = c->hello.liobn_local,
+			.hv_liobn = c->hello.hv_liobn,
+			.epoch = c->epoch,
+			.hv_open = c->hv_open,
+			.credit = c->credit,
+			.crq_entries = c->crq_entries,
+			.sends = c->st.sends,
+			.sends_stale = c->st.sends_stale,
+			.delivers = c->st.delivers,
+			.deliver_dropped = c->st.deliver_dropped,
+			.deliver_closed = c->st.deliver_closed,
+			.rdma_reports = c->st.rdma,
+			.credits = c->st.credits,
+		};
+		return 0;
+	}
+	return -ENOENT;
+}
+
 void ovmc_guest_server_status(const struct ovmc_guest_server *s, FILE *out)
 {
+	struct ovmc_guest_info g;
+
 	const struct ovmc_guest_server_stats *t = &s->stats;
 
 	fprintf(out,
@@ -893,21 +924,16 @@ void ovmc_guest_server_status(const struct ovmc_guest_server *s, FILE *out)
 		(unsigned long long)t->deliver_closed, (unsigned long long)t->sends,
 		(unsigned long long)t->sends_stale, (unsigned long long)t->credits,
 		(unsigned long long)t->rdma_reports, (unsigned long long)t->disconnects);
-	for (const struct conn *c = s->conns; c; c = c->next) {
-		if (!c->part)
-			continue;
+	for (unsigned i = 0; ovmc_guest_server_guest(s, i, &g) == 0; i++)
 		fprintf(out,
 			"guest: partition %u pid %d unit 0x%x liobn 0x%x hv-liobn 0x%x epoch %u "
 			"hv-open %u credit %u crq %u sends %llu sends-stale %llu delivers %llu "
 			"deliver-dropped %llu deliver-closed %llu rdma-reports %llu credits %llu\n",
-			ovmc_part_id(c->part), (int)c->pid, c->hello.unit_address,
-			c->hello.liobn_local, c->hello.hv_liobn, c->epoch, c->hv_open, c->credit,
-			c->crq_entries, (unsigned long long)c->st.sends,
-			(unsigned long long)c->st.sends_stale, (unsigned long long)c->st.delivers,
-			(unsigned long long)c->st.deliver_dropped,
-			(unsigned long long)c->st.deliver_closed, (unsigned long long)c->st.rdma,
-			(unsigned long long)c->st.credits);
-	}
+			g.partition, g.pid, g.unit_address, g.liobn_local, g.hv_liobn, g.epoch,
+			g.hv_open, g.credit, g.crq_entries, (unsigned long long)g.sends,
+			(unsigned long long)g.sends_stale, (unsigned long long)g.delivers,
+			(unsigned long long)g.deliver_dropped, (unsigned long long)g.deliver_closed,
+			(unsigned long long)g.rdma_reports, (unsigned long long)g.credits);
 }
 
 void ovmc_guest_server_free(struct ovmc_guest_server *s)
