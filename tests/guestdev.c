@@ -125,6 +125,8 @@ static void handle(struct gdev *g, const struct gl_msg *m)
 		break;
 	case GL_DELIVER:
 		g->delivers++;
+		if (m->b.deliver.entry[0] == OVMC_CRQ_INIT && m->b.deliver.entry[1] == 0x01)
+			g->inits++;
 		if (g->answer == GDEV_SILENT)
 			break;
 		if (g->drop_next) {

@@ -46,6 +46,7 @@ struct gdev {
 	enum gdev_answer answer;
 	unsigned drop_next; /* answer this many DELIVERs H_DROPPED */
 	unsigned delivers, dropped, hv_states, credits, link_drops;
+	unsigned inits; /* DELIVERs of INIT (0xC0 0x01) */
 	unsigned char in[1024];
 	size_t in_len;
 };

@@ -627,6 +627,35 @@ TEST(hostile_messages)
 	echo(e, open_session(e, 0, "hmc"), 5);
 }
 
+static bool init_seen(struct env *e, const void *arg)
+{
+	(void)arg;
+	return e->g->inits > 0;
+}
+
+/*
+ * The Linux driver keeps its CRQ through a link failure and waits for the
+ * partner's INIT: a device that comes back with a CRQ (CRQ_REG right after
+ * WELCOME) gets the hypervisor's INIT, though the guest sends nothing.
+ */
+TEST(crq_kept_through_a_reconnect_gets_init)
+{
+	struct env *e = env_new(NULL);
+	char out[OUT_MAX];
+
+	e->g = gdev_new(e->gsock, GUEST_MEM);
+	e->g->crq = true;
+	e->g->crq_ioba = 0;
+	e->g->crq_entries = OVMC_PAGE_SIZE / OVMC_CRQ_ENTRY_SIZE;
+	CHECK_EQ(gdev_connect(e->g), 0);
+	if (!run_until(e, SETTLE_MS, init_seen, NULL))
+		FAIL("no INIT for a CRQ registered before HELLO");
+	CHECK_EQ(e->g->inits, 1);
+	status(e, out, sizeof(out));
+	CHECK(strstr(out, "state wait-init"));
+	CHECK_EQ(counter(out, "guest: partition", "crq "), OVMC_PAGE_SIZE / OVMC_CRQ_ENTRY_SIZE);
+}
+
 TEST(sigkill_and_restart)
 {
 	struct env *e = env_new(NULL);

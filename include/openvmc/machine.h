@@ -37,6 +37,10 @@ struct ovmc_machine_hooks {
 	void (*vmc_pending)(void *arg, struct ovmc_vmc *vmc);
 	/* The VMC is about to be destroyed with its partition. */
 	void (*vmc_destroyed)(void *arg, struct ovmc_vmc *vmc);
+	/* A remote partition registered its CRQ while the hypervisor end was
+	 * open (ovmc_part_remote_crq()): a guest's device that reconnected,
+	 * whose driver may wait for the hypervisor's INIT. Must not send. */
+	void (*vmc_partner_registered)(void *arg, struct ovmc_vmc *vmc);
 	void *arg;
 };
 

@@ -21,6 +21,9 @@ struct core {
 	struct ovmc_vmc *vmc;
 	struct ovmc_hv *hv;
 	unsigned partition;
+	/* A guest's device registered its CRQ: INIT, unless the channel is
+	 * past it by the next idle pass. */
+	bool want_init;
 	struct core *next;
 };
 
@@ -85,6 +88,21 @@ static void vmc_pending(void *arg, struct ovmc_vmc *vmc)
 	ovmc_loop_kick(h->loop);
 }
 
+/*
+ * A guest's kernel driver keeps its CRQ through a link failure and waits
+ * for the partner's INIT; the INIT the core sent when it started met no
+ * CRQ. Sent from the idle hook: the guest link is inside a message here.
+ */
+static void vmc_partner_registered(void *arg, struct ovmc_vmc *vmc)
+{
+	struct hvhost *h = arg;
+
+	for (struct core *c = h->cores; c; c = c->next)
+		if (c->vmc == vmc)
+			c->want_init = true;
+	vmc_pending(arg, vmc);
+}
+
 static void vmc_destroyed(void *arg, struct ovmc_vmc *vmc)
 {
 	struct hvhost *h = arg;
@@ -140,6 +158,17 @@ static uint64_t on_idle(void *arg, uint64_t now)
 		for (struct core *c = h->cores; c; c = c->next)
 			ovmc_hv_poll(c->hv, now);
 	}
+	/* After the polls: an INIT the guest sent meanwhile makes ours moot. */
+	for (struct core *c = h->cores; c; c = c->next) {
+		if (!c->want_init)
+			continue;
+		c->want_init = false;
+		if (ovmc_hv_state(c->hv) == OVMC_HV_WAIT_INIT) {
+			ovmc_log(OVMC_LOG_INFO, COMPONENT,
+				 "partition %u registered its CRQ: sending INIT", c->partition);
+			ovmc_hv_start(c->hv, now);
+		}
+	}
 	for (struct core *c = h->cores; c; c = c->next) {
 		uint64_t d = ovmc_hv_next_deadline(c->hv);
 
@@ -161,6 +190,7 @@ int hvhost_new(struct ovmc_loop *loop, const struct hvhost_config *cfg, struct h
 		.vmc_created = vmc_created,
 		.vmc_pending = vmc_pending,
 		.vmc_destroyed = vmc_destroyed,
+		.vmc_partner_registered = vmc_partner_registered,
 	};
 	struct ovmc_backend_env env = {.log = hv_log, .log_user = (void *)"backend"};
 	struct hvhost *h = calloc(1, sizeof(*h));

@@ -341,6 +341,8 @@ long ovmc_part_remote_crq(struct ovmc_part *p, unsigned entries)
 		v->p_registered = true;
 		v->p_entries = entries;
 		rc = v->hv_registered ? OVMC_H_SUCCESS : OVMC_H_CLOSED;
+		if (rc == OVMC_H_SUCCESS && p->m->hooks.vmc_partner_registered)
+			p->m->hooks.vmc_partner_registered(p->m->hooks.arg, v);
 	}
 	/* Traced as the hcall the guest made, as far as we know its arguments. */
 	p->m->stats.hcalls++;
