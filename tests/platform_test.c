@@ -12,9 +12,11 @@
 #include <openvmc/wire.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #define MEM_SIZE (256u * 1024u)
 #define HV_WINDOW (256u * 1024u)
@@ -1297,4 +1299,216 @@ TEST(hcall_and_rc_names)
 	CHECK(strcmp(ovmc_hcall_rc_name(OVMC_H_DROPPED), "H_DROPPED") == 0);
 	CHECK(strcmp(ovmc_hcall_rc_name(OVMC_H_CLOSED), "H_CLOSED") == 0);
 	CHECK(strcmp(ovmc_hcall_rc_name(-12345), "H_?") == 0);
+}
+
+/* ---- remote partitions (a QEMU guest's: docs/guest-link.md) ---- */
+
+struct remote_fx {
+	struct ovmc_machine *m;
+	struct ovmc_part *part;
+	struct ovmc_vmc *vmc;
+	long answer; /* what deliver returns */
+	unsigned delivered, opened, closed, registered, traced_rdma;
+	uint8_t last[OVMC_CRQ_ENTRY_SIZE];
+	uint32_t epoch;
+	unsigned credit;
+	const uint8_t *rdma_data;
+	size_t rdma_len;
+};
+
+static long remote_deliver(void *arg, const uint8_t entry[16])
+{
+	struct remote_fx *f = arg;
+
+	f->delivered++;
+	memcpy(f->last, entry, sizeof(f->last));
+	return f->answer;
+}
+
+static void remote_state(void *arg, bool open, uint32_t epoch, unsigned credit)
+{
+	struct remote_fx *f = arg;
+
+	if (open)
+		f->opened++;
+	else
+		f->closed++;
+	f->epoch = epoch;
+	f->credit = credit;
+}
+
+static void remote_registered(void *arg, struct ovmc_vmc *vmc)
+{
+	struct remote_fx *f = arg;
+
+	CHECK(vmc == f->vmc);
+	f->registered++;
+}
+
+static void remote_trace(void *arg, const struct ovmc_trace_event *ev)
+{
+	struct remote_fx *f = arg;
+
+	if (ev->kind != OVMC_TRACE_RDMA)
+		return;
+	f->traced_rdma++;
+	f->rdma_data = ev->data;
+	f->rdma_len = ev->data_len;
+}
+
+static void remote_free(void *arg)
+{
+	struct remote_fx *f = arg;
+
+	ovmc_machine_free(f->m);
+	free(f);
+}
+
+static struct remote_fx *remote_new(void)
+{
+	struct remote_fx *f = calloc(1, sizeof(*f));
+	struct ovmc_machine_hooks hooks = {.vmc_partner_registered = remote_registered};
+	struct ovmc_part_remote r = {.deliver = remote_deliver,
+				     .hv_state = remote_state,
+				     .unit_address = 0x30000002,
+				     .liobn_local = 0x80000002,
+				     .liobn_remote = 0x81000002};
+	struct ovmc_part_config pc = {.mem_size = MEM_SIZE,
+				      .hv_window_size = HV_WINDOW,
+				      .hv_queue_entries = 4,
+				      .remote = &r};
+
+	if (!f)
+		FAIL("out of memory");
+	hooks.arg = f;
+	r.arg = f;
+	CHECK_EQ(ovmc_machine_new(&hooks, &f->m), 0);
+	ovmc_test_defer(remote_free, f);
+	CHECK_EQ(ovmc_machine_add_partition(f->m, &pc, &f->part), 0);
+	f->vmc = ovmc_part_vmc(f->part);
+	CHECK(f->vmc);
+	f->answer = OVMC_H_SUCCESS;
+	return f;
+}
+
+static long remote_send(struct remote_fx *f, uint8_t type)
+{
+	uint8_t e[OVMC_CRQ_ENTRY_SIZE] = {0x80, type};
+	uint64_t a[3] = {0x30000002};
+
+	ovmc_entry_to_words(e, &a[1], &a[2]);
+	return ovmc_part_hcall(f->part, OVMC_H_SEND_CRQ, a, 3, NULL);
+}
+
+TEST(remote_partition_names_window_and_hcalls)
+{
+	struct remote_fx *f = remote_new();
+	struct ovmc_vmc_node n;
+	struct stat st;
+	int fd = ovmc_vmc_hv_memfd(f->vmc);
+	uint64_t a[5] = {0x30000002, 0, OVMC_PAGE_SIZE};
+
+	CHECK_EQ(ovmc_part_vmc_node(f->part, &n), 0);
+	CHECK_EQ(n.unit_address, 0x30000002);
+	CHECK_EQ(n.liobn_local, 0x80000002);
+	CHECK_EQ(n.liobn_remote, 0x81000002);
+	CHECK_EQ(n.window_local, MEM_SIZE);
+	/* The window is a memfd that can never shrink under either mapping. */
+	CHECK(fd >= 0);
+	CHECK(fstat(fd, &st) == 0 && (size_t)st.st_size == HV_WINDOW);
+	CHECK((fcntl(fd, F_GET_SEALS) & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)) ==
+	      (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL));
+	/* What the device does itself is not done here. */
+	CHECK_EQ(ovmc_part_hcall(f->part, OVMC_H_REG_CRQ, a, 3, NULL), OVMC_H_FUNCTION);
+	CHECK_EQ(ovmc_part_hcall(f->part, OVMC_H_COPY_RDMA, a, 5, NULL), OVMC_H_FUNCTION);
+	/* A CRQ is whole pages; freeing none is no error. */
+	CHECK_EQ(ovmc_part_remote_crq(f->part, 100), OVMC_H_PARAMETER);
+	CHECK_EQ(ovmc_part_remote_crq(f->part, 0), OVMC_H_SUCCESS);
+}
+
+TEST(remote_partition_delivers_through_its_callback_with_epochs_and_credit)
+{
+	struct remote_fx *f = remote_new();
+	uint8_t e[OVMC_CRQ_ENTRY_SIZE] = {0x80, 0x01};
+	struct ovmc_machine_stats ms;
+
+	/* Nothing reaches a guest without a CRQ. */
+	CHECK_EQ(ovmc_vmc_hv_register(f->vmc), OVMC_H_CLOSED);
+	CHECK_EQ(f->opened, 1);
+	CHECK_EQ(f->epoch, 1);
+	CHECK_EQ(f->credit, 4);
+	CHECK_EQ(ovmc_vmc_hv_send(f->vmc, e), OVMC_H_CLOSED);
+	CHECK_EQ(f->delivered, 0);
+	CHECK_EQ(ovmc_part_remote_crq(f->part, CRQ_ENTRIES), OVMC_H_SUCCESS);
+	CHECK_EQ(f->registered, 1);
+	CHECK_EQ(ovmc_part_remote_crq(f->part, CRQ_ENTRIES), OVMC_H_RESOURCE);
+	CHECK_EQ(ovmc_vmc_hv_send(f->vmc, e), OVMC_H_SUCCESS);
+	CHECK_EQ(f->delivered, 1);
+	CHECK_MEM(f->last, e, sizeof(e));
+	f->answer = OVMC_H_DROPPED;
+	CHECK_EQ(ovmc_vmc_hv_send(f->vmc, e), OVMC_H_DROPPED);
+	ovmc_machine_stats(f->m, &ms);
+	CHECK_EQ(ms.entries_to_partition, 1);
+	CHECK_EQ(ms.dropped_full, 1);
+	/* Queue of 4: four SENDs fit, the fifth is dropped and its credit comes back. */
+	for (unsigned i = 0; i < 4; i++)
+		CHECK_EQ(remote_send(f, 0x10), OVMC_H_SUCCESS);
+	CHECK_EQ(ovmc_vmc_hv_take_credit(f->vmc), 0);
+	CHECK_EQ(remote_send(f, 0x10), OVMC_H_DROPPED);
+	CHECK_EQ(ovmc_vmc_hv_take_credit(f->vmc), 1);
+	/* Consumed entries come back as credit, once. */
+	CHECK_EQ(ovmc_vmc_hv_receive(f->vmc, e), 1);
+	CHECK_EQ(ovmc_vmc_hv_receive(f->vmc, e), 1);
+	CHECK_EQ(ovmc_vmc_hv_take_credit(f->vmc), 2);
+	CHECK_EQ(ovmc_vmc_hv_take_credit(f->vmc), 0);
+	/* A restart: the transport event first, closed, then a new epoch with full credit. */
+	f->answer = OVMC_H_SUCCESS;
+	ovmc_vmc_hv_free(f->vmc, OVMC_EVENT_PARTNER_FAILED);
+	CHECK_EQ(f->last[0], OVMC_CRQ_TRANSPORT);
+	CHECK_EQ(f->last[1], OVMC_EVENT_PARTNER_FAILED);
+	CHECK_EQ(f->closed, 1);
+	CHECK_EQ(ovmc_vmc_hv_register(f->vmc), OVMC_H_SUCCESS);
+	CHECK_EQ(f->epoch, 2);
+	CHECK_EQ(ovmc_vmc_hv_epoch(f->vmc), 2);
+	CHECK_EQ(f->credit, 4);
+	/* The old epoch's queued entries went with it, and so did their credit. */
+	CHECK_EQ(ovmc_vmc_hv_receive(f->vmc, e), 0);
+	CHECK_EQ(ovmc_vmc_hv_take_credit(f->vmc), 0);
+	/* The guest freeing its CRQ: the hypervisor end hears it deregistered. */
+	CHECK_EQ(ovmc_part_remote_crq(f->part, 0), OVMC_H_SUCCESS);
+	CHECK_EQ(ovmc_vmc_hv_receive(f->vmc, e), 1);
+	CHECK_EQ(e[0], OVMC_CRQ_TRANSPORT);
+	CHECK_EQ(e[1], OVMC_EVENT_PARTNER_DEREGISTERED);
+	CHECK_EQ(ovmc_vmc_hv_take_credit(f->vmc), 0);
+}
+
+TEST(remote_partition_rdma_reports_are_checked_counted_and_traced)
+{
+	struct remote_fx *f = remote_new();
+	uint64_t to_hv[5] = {100, 0x80000002, 0x1000, 0x81000002, 0x2000};
+	uint64_t from_hv[5] = {64, 0x81000002, 0x2000, 0x80000002, 0x3000};
+	uint64_t bad[5] = {100, 0x80000002, 0x1000, 0x81000002, HV_WINDOW - 50};
+	uint64_t same[5] = {100, 0x80000002, 0x1000, 0x80000002, 0x2000};
+	struct ovmc_machine_stats ms;
+	size_t size;
+	uint8_t *hv = ovmc_vmc_hv_memory(f->vmc, &size);
+
+	ovmc_machine_set_trace(f->m, remote_trace, f);
+	CHECK_EQ(ovmc_part_remote_rdma(f->part, OVMC_H_SUCCESS, to_hv), 0);
+	CHECK_EQ(f->traced_rdma, 1);
+	/* The payload is the hypervisor window's, where the copy put it. */
+	CHECK(f->rdma_data == hv + 0x2000);
+	CHECK_EQ(f->rdma_len, 100);
+	CHECK_EQ(ovmc_part_remote_rdma(f->part, OVMC_H_SUCCESS, from_hv), 0);
+	CHECK(f->rdma_data == hv + 0x2000);
+	/* A refused copy is counted, not traced as data. */
+	CHECK_EQ(ovmc_part_remote_rdma(f->part, OVMC_H_DEST_PARM, bad), 0);
+	CHECK_EQ(f->traced_rdma, 2);
+	/* Successes that cannot be: out of the window, not across the two windows. */
+	CHECK_EQ(ovmc_part_remote_rdma(f->part, OVMC_H_SUCCESS, bad), -EINVAL);
+	CHECK_EQ(ovmc_part_remote_rdma(f->part, OVMC_H_SUCCESS, same), -EINVAL);
+	ovmc_machine_stats(f->m, &ms);
+	CHECK_EQ(ms.rdma_ops, 2);
+	CHECK_EQ(ms.rdma_bytes, 164);
+	CHECK_EQ(ms.rdma_rejected, 1);
 }
