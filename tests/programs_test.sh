@@ -8,7 +8,6 @@
 
 src=$OVMC_SOURCE_DIR
 PATH=$OVMC_BUILD_DIR/src/tools:$OVMC_BUILD_DIR/src/daemon:$OVMC_BUILD_DIR/src/preload:$PATH
-programs=(openvmc openvmcd openvmc-hvd vmcctl vmc-run)
 # Every --help there is: the programs and each vmcctl command.
 helps=(openvmc openvmcd openvmc-hvd vmc-run "vmcctl" "vmcctl query" "vmcctl request-vmc"
 	"vmcctl open" "vmcctl pipe" "vmcctl status" "vmcctl ctl" "vmcctl hv" "vmcctl hv send"
@@ -16,6 +15,7 @@ helps=(openvmc openvmcd openvmc-hvd vmc-run "vmcctl" "vmcctl query" "vmcctl requ
 
 # "-X --long" for each row of the table in docs/options.md.
 table() {
+	# shellcheck disable=SC2016 # the backquotes of markdown
 	sed -nE 's/^\| `(-[A-Za-z])` \| `(--[a-z-]+)` \|.*/\1 \2/p' "$src/docs/options.md"
 }
 
@@ -69,7 +69,7 @@ test_every_program_refuses_the_letters_its_help_does_not_list() {
 }
 
 test_every_program_prints_the_one_version_format() {
-	local h p out want
+	local h p o out want
 	want=$(sed -n 's/^project(openvmc VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
 	[ -n "$want" ] || fail "no version in CMakeLists.txt"
 	for h in "${helps[@]}"; do

@@ -20,7 +20,7 @@
 struct json {
 	FILE *out;
 	unsigned depth;
-	bool more[JSON_MAX_DEPTH + 1];	/* a member was written at this depth */
+	bool more[JSON_MAX_DEPTH + 1]; /* a member was written at this depth */
 	char closer[JSON_MAX_DEPTH + 1];
 };
 

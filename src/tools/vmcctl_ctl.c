@@ -361,7 +361,9 @@ int cmd_status(int argc, char **argv)
 			      "Print the status of an openvmc daemon (control line 'status', or\n"
 			      "with --json 'status json').\n"
 			      "\n"
-			      "      --json           one JSON object (docs/vmcctl-json.md)\n" CTL_OPTIONS_HELP "\nThe socket defaults to $OPENVMC_CONTROL.\n",
+			      "      --json           one JSON object "
+			      "(docs/vmcctl-json.md)\n" CTL_OPTIONS_HELP
+			      "\nThe socket defaults to $OPENVMC_CONTROL.\n",
 			      stdout);
 			return VMCCTL_OK;
 		case 'V':
@@ -581,19 +583,23 @@ static int hv_simple(const char *cmd, int argc, char **argv, struct ctl_opts *co
 			if (!restart)
 				return option_error(name, '?', argv);
 			if (kind)
-				return usage_error(name, "give --failed or --deregistered, not both");
+				return usage_error(name,
+						   "give --failed or --deregistered, not both");
 			kind = c == OPT_FAILED ? "restart failed" : "restart deregistered";
 			break;
 		case 'h':
 			if (restart)
-				fputs("Usage: vmcctl hv restart [-c PATH] [--failed | --deregistered]\n"
+				fputs("Usage: vmcctl hv restart [-c PATH] [--failed | "
+				      "--deregistered]\n"
 				      "Restart the channel: the partition driver sees its partner "
 				      "failed\n"
-				      "(the default, as the control line 'restart') or deregistered, "
+				      "(the default, as the control line 'restart') or "
+				      "deregistered, "
 				      "and resets.\n"
 				      "\n"
 				      "      --failed         partner failed (the default)\n"
-				      "      --deregistered   partner deregistered\n" CTL_OPTIONS_HELP,
+				      "      --deregistered   partner "
+				      "deregistered\n" CTL_OPTIONS_HELP,
 				      stdout);
 			else
 				fputs("Usage: vmcctl hv sessions [-c PATH]\n"

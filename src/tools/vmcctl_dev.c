@@ -949,7 +949,8 @@ static int parse_session_common(const char *cmd, int c, struct session_opts *so)
 		return VMCCTL_OK;
 	case OPT_FORMAT:
 		if (parse_format(optarg, &so->fmt) < 0)
-			return usage_error(cmd, "unknown format '%s' (auto, text, hex, dump, raw, json)",
+			return usage_error(cmd,
+					   "unknown format '%s' (auto, text, hex, dump, raw, json)",
 					   optarg);
 		return VMCCTL_OK;
 	case 'T':
@@ -1127,7 +1128,8 @@ static void pipe_help(void)
 	      "      --raw            a received message as its bytes and a newline\n"
 	      "      --format FMT     auto, text, hex, dump, json or raw (output only);\n"
 	      "                       auto (default): on a terminal text for a printable\n"
-	      "                       message and dump for others, else raw\n"	      "      --json           each received message as a JSON line\n"
+	      "                       message and dump for others, else raw\n"
+	      "      --json           each received message as a JSON line\n"
 	      "      --linger MS      wait for replies after end of input (default 500)\n"
 	      "  -T, --timeout MS     bound of the open and of a busy device (default 5000)\n"
 	      "  -u, --mtu N          read length, the negotiated MTU (default 4096)\n"

@@ -221,9 +221,10 @@ enum out_format resolve_format(enum out_format f)
 static size_t utf8_char(const unsigned char *p, size_t n)
 {
 	unsigned char c = p[0];
-	size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
-					     : c >= 0xf0 && c <= 0xf4 ? 4
-								      : 0;
+	size_t len = c >= 0xc2 && c <= 0xdf   ? 2
+		     : c >= 0xe0 && c <= 0xef ? 3
+		     : c >= 0xf0 && c <= 0xf4 ? 4
+					      : 0;
 	unsigned char lo = 0x80, hi = 0xbf;
 
 	if (!len || len > n)
@@ -304,7 +305,8 @@ int dump_print(FILE *f, const unsigned char *p, size_t len)
 			if (i == 8)
 				line[n++] = ' ';
 			if (off + i < len)
-				n += snprintf(line + n, sizeof(line) - (size_t)n, " %02x", p[off + i]);
+				n += snprintf(line + n, sizeof(line) - (size_t)n, " %02x",
+					      p[off + i]);
 			else
 				n += snprintf(line + n, sizeof(line) - (size_t)n, "   ");
 		}
