@@ -174,7 +174,7 @@ test_a_failed_start_removes_the_directories_the_daemon_made() {
 	fails openvmc-hvd --foreground --socket "$d/hv/hv.sock" --control "$d/none/hv.ctl"
 	[ ! -e "$d/hv" ] || fail "openvmc-hvd left $d/hv"
 	grep -q "listening on $d/hv/hv.sock" "$d/failed.log" || fail "no socket was made: $(cat "$d/failed.log")"
-	fails openvmc --no-device --backend "replay:$d/none.pcapng" "$d/one/two"
+	fails openvmc --no-device --control "$d/openvmc.ctl" --backend "replay:$d/none.pcapng" "$d/one/two"
 	[ ! -e "$d/one" ] || fail "openvmc left $d/one"
 	fails openvmcd --foreground --no-device --socket "$d/none.sock" --control "$d/none/drv.ctl" "$d/three/four"
 	[ ! -e "$d/three" ] || fail "openvmcd left $d/three"
@@ -201,14 +201,14 @@ test_a_socket_directory_open_to_others_is_refused_with_what_to_do() {
 	local d
 	scratch d
 	mkdir -m 0755 "$d/open"
-	fails openvmc-hvd --foreground --socket "$d/open/hv.sock"
+	fails openvmc-hvd --foreground --socket "$d/open/hv.sock" --control "$d/hv.ctl"
 	grep -qF "directory $d/open is mode 0755" "$d/failed.log" || fail "no reason: $(cat "$d/failed.log")"
 	grep -qF "chmod 0700 $d/open" "$d/failed.log" || fail "no remedy: $(cat "$d/failed.log")"
 	[ -d "$d/open" ] || fail "the user's directory was removed"
 	# And the remedy works.
 	chmod 0700 "$d/open"
 	local hv
-	start hv openvmc-hvd --foreground --socket "$d/open/hv.sock"
+	start hv openvmc-hvd --foreground --socket "$d/open/hv.sock" --control "$d/hv.ctl"
 	until_there "$d/open/hv.sock"
 	stop "$hv"
 	[ -d "$d/open" ] || fail "the user's directory was removed at the stop"
