@@ -60,10 +60,11 @@ test_every_program_refuses_the_letters_its_help_does_not_list() {
 		for l in {a..z} {A..Z}; do
 			[[ $listed == *"$l"* ]] && continue
 			rc=0
+			# No timeout(1) for 800 runs: ctest's bounds the test.
 			# shellcheck disable=SC2086
-			out=$(timeout 10 $h "-$l" 2>&1 </dev/null) || rc=$?
+			out=$($h "-$l" 2>&1 </dev/null) || rc=$?
 			[ "$rc" -eq 2 ] || fail "$h -$l: exit $rc, not 2: $out"
-			grep -qi "invalid option" <<<"$out" || fail "$h -$l: not refused as invalid: $out"
+			[[ $out == *"invalid option"* ]] || fail "$h -$l: not refused as invalid: $out"
 		done
 	done
 }
