@@ -8,11 +8,11 @@
 
 PATH=$OVMC_BUILD_DIR/src/tools:$OVMC_BUILD_DIR/src/daemon:$PATH
 
-# channel: openvmc in $d/vmc, stopped when the test ends; $sock is its
-# session socket, ready for sessions.
+# channel [BACKEND]: openvmc in $d/vmc (echo backend by default), stopped
+# when the test ends; $sock is its session socket, ready for sessions.
 channel() {
 	scratch d
-	openvmc --no-device --control "$d/ctl" "$d/vmc" >"$d/openvmc.log" 2>&1 &
+	openvmc --no-device --backend "${1:-echo}" --control "$d/ctl" "$d/vmc" >"$d/openvmc.log" 2>&1 &
 	defer "kill -KILL $! 2>/dev/null; wait $! 2>/dev/null"
 	sock=$d/vmc/ibmvmc.sock
 	local i
@@ -66,6 +66,17 @@ ABC"
 	want="00000000  00 01 02 03 04 05 06 07  08 09 0a 0b 0c 0d 0e 0f  |................|
 00000010  10                                                |.|"
 	expect_out "two dump lines" "$out" "$want"
+}
+
+test_router_replies_are_a_hex_dump_on_a_terminal() {
+	local d sock out want
+	channel router
+	# Exchange ops (docs/router.md): header only, token 1, the router target.
+	out=$(on_tty vmcctl --socket "$sock" open -i t --hex-in \
+		-M decaff2000000020000000018000008000000000000100000000000000000000) || fail "exit $?: $out"
+	want="00000000  de ca ff 20 00 00 00 20  00 00 00 01 80 00 00 40  |... ... .......@|
+00000010  00 00 00 00 00 01 00 00  00 00 00 00 00 00 00 00  |................|"
+	expect_out "the router's answer" "$out" "$want"
 }
 
 test_a_pipe_gets_the_bytes_as_they_are() {
