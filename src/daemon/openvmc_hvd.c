@@ -24,9 +24,9 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <stdio.h>
 #include <unistd.h>
 
 static void usage(FILE *out)
