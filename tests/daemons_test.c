@@ -486,7 +486,7 @@ TEST(openvmcd_sigkill_seen_at_once_and_a_new_openvmcd_attaches)
 	kill(d->pid, SIGKILL);
 	CHECK(wait_child(d->pid, STOP_TIMEOUT_MS) >= 0);
 	d->pid = 0;
-	/* auto_unmount: the fusermount3 watchdog takes the mount away. */
+	/* The daemon's watchdog child (openvmc-umount) takes the mount away. */
 	for (uint64_t end = now_ms() + STOP_TIMEOUT_MS; mounted(d->path); sleep_ms(10))
 		if (now_ms() > end)
 			FAIL("%s still mounted after openvmcd was killed", d->path);

@@ -7,8 +7,9 @@ add_executable(devclient devclient.c)
 target_include_directories(devclient PRIVATE ${PROJECT_SOURCE_DIR}/include)
 target_link_libraries(devclient PRIVATE Threads::Threads)
 
-ovmc_test(device SOURCES device_test.c abi_checks.c fixture.c LABELS fuse)
+ovmc_test(device SOURCES device_test.c abi_checks.c fixture.c LIBS Threads::Threads LABELS fuse)
 target_compile_definitions(device_test PRIVATE
+  OVMC_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
   OPENVMC_BIN="$<TARGET_FILE:openvmc_run>"
   DEVCLIENT_BIN="$<TARGET_FILE:devclient>")
 add_dependencies(device_test openvmc_run devclient)

@@ -15,20 +15,27 @@
 #include "harness.h"
 
 #include <openvmc/common.h>
+#include <openvmc/ibmvmc.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/utsname.h>
 #include <sys/un.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -570,7 +577,7 @@ TEST(sigkill_then_restart_on_the_same_path)
 	kill(d->pid, SIGKILL);
 	CHECK(wait_child(d->pid, STOP_TIMEOUT_MS) >= 0);
 	d->pid = 0;
-	/* auto_unmount: the fusermount3 watchdog takes the mount away. */
+	/* The daemon's watchdog child takes the mount away. */
 	CHECK(unmounted_soon(d->path));
 	/* The killed daemon's control socket is stale now: replaced. */
 	CHECK(exists(d->ctl));
@@ -579,7 +586,7 @@ TEST(sigkill_then_restart_on_the_same_path)
 	ctl_wait(d, "status", "driver: state ready", 5000);
 }
 
-/* The live fusermount3 children of `parent` (the auto_unmount watchdog). */
+/* The live watchdog children of `parent` (they unmount when it dies). */
 static int watchdogs(pid_t parent, pid_t *out, int max)
 {
 	DIR *proc = opendir("/proc");
@@ -601,7 +608,7 @@ static int watchdogs(pid_t parent, pid_t *out, int max)
 		if (!f)
 			continue;
 		if (fscanf(f, "%*d (%63[^)]) %c %d", comm, &state, &ppid) == 3 &&
-		    ppid == parent && strcmp(comm, "fusermount3") == 0 && state != 'Z')
+		    ppid == parent && strcmp(comm, "openvmc-umount") == 0 && state != 'Z')
 			out[n++] = pid;
 		fclose(f);
 	}
@@ -618,8 +625,8 @@ TEST(stale_mount_is_detached_at_start)
 	struct statfs sfs;
 
 	CLIENT("wait-ready", d->path);
-	/* Without its auto_unmount watchdog (fusermount3, a child of the
-	 * daemon), a killed daemon leaves a dead mount behind. */
+	/* Without its watchdog (openvmc-umount, a child of the daemon), a
+	 * killed daemon leaves a dead mount behind. */
 	n = watchdogs(d->pid, kids, 16);
 	CHECK_EQ(n, 1);
 	/* Pending SIGKILL: it never runs again, so it cannot unmount. */
@@ -634,4 +641,420 @@ TEST(stale_mount_is_detached_at_start)
 	spawn(d, NULL);
 	CHECK(log_has(d, from, "detached a stale mount"));
 	CLIENT("echo", d->path, "HMC-STALE", "1", "32");
+}
+
+/* ---- the FUSE file as a device node ---- */
+
+#define OPENER_MAX_ERRNOS 8
+
+/* What the opener thread saw, by outcome. */
+struct opener {
+	const char *path;
+	atomic_bool stop;
+	atomic_ulong device;
+	unsigned long absent, errnos[OPENER_MAX_ERRNOS][2], plain;
+	char plain_what[128];
+	pthread_t thread;
+	bool joined;
+};
+
+static void opener_count_errno(struct opener *o, int err)
+{
+	for (int i = 0; i < OPENER_MAX_ERRNOS; i++) {
+		if (o->errnos[i][1] == 0 || o->errnos[i][0] == (unsigned long)err) {
+			o->errnos[i][0] = (unsigned long)err;
+			o->errnos[i][1]++;
+			return;
+		}
+	}
+	o->plain++; /* more kinds of failure than expected: report it */
+	snprintf(o->plain_what, sizeof(o->plain_what), "too many errnos, last %s",
+		 strerrorname_np(err));
+}
+
+static void *opener_run(void *arg)
+{
+	struct opener *o = arg;
+
+	while (!atomic_load(&o->stop)) {
+		int fd = open(o->path, O_RDWR | O_CLOEXEC);
+		struct statfs sfs;
+		struct stat st;
+
+		if (fd < 0) {
+			if (errno == ENOENT)
+				o->absent++;
+			else
+				opener_count_errno(o, errno);
+			continue;
+		}
+		/* The device is the FUSE file (whose connection may have ended
+		 * since: the daemon stopped); anything else is the window. */
+		if (fstatfs(fd, &sfs) == 0 ? sfs.f_type == 0x65735546
+					   : errno == ENOTCONN || errno == ECONNABORTED) {
+			atomic_fetch_add(&o->device, 1);
+		} else {
+			o->plain++;
+			if (fstat(fd, &st) == 0)
+				snprintf(o->plain_what, sizeof(o->plain_what),
+					 "mode 0%o size %lld", (unsigned)st.st_mode,
+					 (long long)st.st_size);
+		}
+		close(fd);
+	}
+	return NULL;
+}
+
+static void opener_join(struct opener *o)
+{
+	if (o->joined)
+		return;
+	atomic_store(&o->stop, true);
+	pthread_join(o->thread, NULL);
+	o->joined = true;
+}
+
+/* Deferred: the thread stops before its memory goes, passed or not. */
+static void opener_free(void *arg)
+{
+	opener_join(arg);
+	free(arg);
+}
+
+/*
+ * The start-up window: while openvmc creates its path and mounts over it
+ * (and while it unmounts and removes it), an application opening the path
+ * gets ENOENT, ENXIO (the placeholder node), or the device; never a plain
+ * file. ECONNABORTED/ENOTCONN are an open caught by a stopping daemon.
+ */
+TEST(open_in_a_loop_while_openvmc_starts_and_stops_never_gets_a_plain_file)
+{
+	struct daemon *d = new_daemon(NULL);
+	struct opener *o = calloc(1, sizeof(*o));
+	char seen[512] = "";
+	size_t n = 0;
+
+	CHECK(o);
+	o->path = d->path;
+	if (pthread_create(&o->thread, NULL, opener_run, o) != 0) {
+		free(o);
+		FAIL("pthread_create failed");
+	}
+	ovmc_test_defer(opener_free, o);
+	for (int i = 0; i < 20; i++) {
+		unsigned long before = atomic_load(&o->device);
+
+		spawn(d, NULL);
+		/* Each daemon is opened at least once before it stops. */
+		for (uint64_t end = now_ms() + READY_TIMEOUT_MS; atomic_load(&o->device) == before;
+		     sleep_ms(1))
+			if (now_ms() > end)
+				FAIL("the opener never got the device of start %d", i + 1);
+		stop_daemon(d, SIGTERM);
+	}
+	opener_join(o);
+	for (int i = 0; i < OPENER_MAX_ERRNOS && o->errnos[i][1]; i++) {
+		int err = (int)o->errnos[i][0];
+
+		n += (size_t)snprintf(seen + n, sizeof(seen) - n, " %s %lu", strerrorname_np(err),
+				      o->errnos[i][1]);
+		if (err != ENXIO && err != ECONNABORTED && err != ENOTCONN)
+			FAIL("an open failed with %s:%s", strerrorname_np(err), seen);
+	}
+	printf("opens: device %lu, ENOENT %lu,%s, plain %lu\n", atomic_load(&o->device),
+	       o->absent, seen, o->plain);
+	if (o->plain)
+		FAIL("%lu opens got a plain file (%s)", o->plain, o->plain_what);
+}
+
+/*
+ * Between daemons (here: after a SIGKILL) the path is the placeholder, a
+ * character device 0:1 of mode 0 that no driver serves: ENXIO (EACCES
+ * for other users).
+ */
+TEST(placeholder_is_a_mode_0_node_without_driver_enxio)
+{
+	struct daemon *d = start(NULL);
+	struct stat st;
+	int fd;
+
+	kill(d->pid, SIGKILL);
+	CHECK(wait_child(d->pid, STOP_TIMEOUT_MS) >= 0);
+	d->pid = 0;
+	CHECK(unmounted_soon(d->path));
+	CHECK(lstat(d->path, &st) == 0);
+	CHECK(S_ISCHR(st.st_mode));
+	CHECK_EQ(st.st_mode & 07777, 0);
+	CHECK_EQ(major(st.st_rdev), 0);
+	CHECK_EQ(minor(st.st_rdev), 1);
+	fd = open(d->path, O_RDWR);
+	CHECK_EQ(fd, -1);
+	CHECK_EQ(errno, ENXIO);
+	/* The next daemon takes it again, and removes it when it stops. */
+	spawn(d, NULL);
+	CLIENT("echo", d->path, "HMC-AGAIN", "1", "16");
+	stop_daemon(d, SIGTERM);
+	CHECK(!exists(d->path));
+}
+
+/* The device's "writes N" counter from the control socket. */
+static unsigned long long dev_counter(const struct daemon *d, const char *name)
+{
+	char out[8192], key[32];
+	const char *p;
+
+	ctl(d, "status", out, sizeof(out));
+	snprintf(key, sizeof(key), " %s ", name);
+	p = strstr(out, "  opens ");
+	if (!p || !(p = strstr(p, key)))
+		FAIL("no device counter %s in the status:\n%s", name, out);
+	return strtoull(p + strlen(key), NULL, 10);
+}
+
+/*
+ * Linux gives EIO (the HMC id is checked first), but the FUSE kernel
+ * answers a write of 0 bytes with 0 itself: openvmc never sees it.
+ * docs/device-abi.md says so; the session socket gives EIO.
+ */
+TEST(zero_byte_write_before_sethmcid_is_answered_0_by_the_kernel)
+{
+	struct daemon *d = start(NULL);
+	unsigned long long before;
+	char buf[1] = {0};
+	int fd;
+
+	CLIENT("wait-ready", d->path);
+	fd = open(d->path, O_RDWR | O_CLOEXEC);
+	CHECK(fd >= 0);
+	before = dev_counter(d, "writes");
+	CHECK_EQ(write(fd, buf, 0), 0);
+	CHECK_EQ(dev_counter(d, "writes"), before);
+	/* One byte reaches the driver, which checks the HMC id first. */
+	CHECK_EQ(write(fd, buf, 1), -1);
+	CHECK_EQ(errno, EIO);
+	CHECK_EQ(dev_counter(d, "writes"), before + 1);
+	close(fd);
+}
+
+TEST(chmod_chown_utimes_change_the_file_truncate_einval)
+{
+	struct daemon *d = start(NULL);
+	struct timespec times[2] = {{.tv_sec = 1000}, {.tv_sec = 2000}};
+	struct stat st;
+	int fd, fd2;
+	pid_t pid;
+
+	CHECK(chmod(d->path, 0644) == 0);
+	CHECK(stat(d->path, &st) == 0);
+	CHECK_EQ(st.st_mode, S_IFREG | 0644);
+	fd = open(d->path, O_RDWR | O_CLOEXEC);
+	CHECK(fd >= 0);
+	CHECK(fchmod(fd, 0640) == 0);
+	CHECK(fchown(fd, 4243, 4244) == 0);
+	CHECK(stat(d->path, &st) == 0);
+	CHECK_EQ(st.st_mode, S_IFREG | 0640);
+	CHECK_EQ(st.st_uid, 4243);
+	CHECK_EQ(st.st_gid, 4244);
+	CHECK(utimensat(AT_FDCWD, d->path, times, 0) == 0);
+	CHECK(stat(d->path, &st) == 0);
+	CHECK_EQ(st.st_atim.tv_sec, 1000);
+	CHECK_EQ(st.st_mtim.tv_sec, 2000);
+	/* A character device: truncate and ftruncate EINVAL, O_TRUNC ignored. */
+	CHECK_EQ(truncate(d->path, 0), -1);
+	CHECK_EQ(errno, EINVAL);
+	CHECK_EQ(ftruncate(fd, 0), -1);
+	CHECK_EQ(errno, EINVAL);
+	fd2 = open(d->path, O_RDWR | O_TRUNC | O_CLOEXEC);
+	CHECK(fd2 >= 0);
+	close(fd2);
+	close(fd);
+	/* The kernel checks the caller's right: the owner is 4243 now. */
+	CHECK(chmod(d->dir, 0755) == 0);
+	pid = ovmc_test_fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) || setgid(4245) || setuid(4245))
+			_exit(2);
+		_exit(chmod(d->path, 0666) == -1 && errno == EPERM ? 0 : 1);
+	}
+	CHECK_EQ(wait_child(pid, 5000), 0);
+	CHECK(stat(d->path, &st) == 0);
+	CHECK_EQ(st.st_mode, S_IFREG | 0640);
+}
+
+/* An HMC id for SETHMCID: 32 bytes. */
+static void set_hmc_id(int fd, const char *name)
+{
+	unsigned char id[HMC_ID_LEN] = {0};
+
+	memcpy(id, name, strlen(name));
+	if (ioctl(fd, VMC_IOCTL_SETHMCID, id) != 0)
+		FAIL("SETHMCID: %s", strerror(errno));
+}
+
+/*
+ * After SIGKILL of the daemon (docs/device-abi.md): a read blocked at the
+ * time gets ECONNABORTED; later read, write, ioctl ENOTCONN; poll POLLERR;
+ * close ENOTCONN; a new open ENXIO (the placeholder, once the watchdog
+ * unmounted).
+ */
+TEST(sigkill_of_the_daemon_errnos_of_open_files_and_new_opens)
+{
+	struct daemon *d = start(NULL);
+	struct ibmvmc_query_struct q;
+	struct pollfd p = {.events = POLLIN | POLLOUT};
+	char buf[64];
+	int fd, status;
+	pid_t reader;
+
+	CLIENT("wait-ready", d->path);
+	fd = open(d->path, O_RDWR | O_CLOEXEC);
+	CHECK(fd >= 0);
+	set_hmc_id(fd, "HMC-SIGKILL");
+	ctl_wait(d, "sessions", "index 0: open", 5000);
+	reader = ovmc_test_fork();
+	CHECK(reader >= 0);
+	if (reader == 0) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		_exit(n < 0 ? errno : 255);
+	}
+	/* Parked in the daemon, not only in the kernel. */
+	ctl_wait(d, "status", "parked reads 1,", 5000);
+	kill(d->pid, SIGKILL);
+	CHECK(wait_child(d->pid, STOP_TIMEOUT_MS) >= 0);
+	d->pid = 0;
+	status = wait_child(reader, 5000);
+	CHECK(status >= 0 && WIFEXITED(status));
+	CHECK_EQ(WEXITSTATUS(status), ECONNABORTED);
+	CHECK_EQ(read(fd, buf, sizeof(buf)), -1);
+	CHECK_EQ(errno, ENOTCONN);
+	CHECK_EQ(write(fd, buf, 1), -1);
+	CHECK_EQ(errno, ENOTCONN);
+	CHECK_EQ(ioctl(fd, VMC_IOCTL_QUERY, &q), -1);
+	CHECK_EQ(errno, ENOTCONN);
+	p.fd = fd;
+	CHECK_EQ(poll(&p, 1, 0), 1);
+	CHECK_EQ(p.revents, POLLERR);
+	CHECK(unmounted_soon(d->path));
+	CHECK_EQ(open(d->path, O_RDWR), -1);
+	CHECK_EQ(errno, ENXIO);
+	/* The descriptor still names the dead connection. */
+	CHECK_EQ(read(fd, buf, sizeof(buf)), -1);
+	CHECK_EQ(errno, ENOTCONN);
+	CHECK_EQ(close(fd), -1);
+	CHECK_EQ(errno, ENOTCONN);
+}
+
+/*
+ * The ioctl numbers the VFS answers for a regular file, as the table of
+ * docs/device-abi.md lists them: each is asked of the FUSE file with the
+ * argument the table names, and both the answer and whether it reached
+ * openvmc (its ioctl counter) must be the table's, so the docs cannot
+ * drift from what the kernel does.
+ */
+struct vfs_row {
+	unsigned long nr;
+	char name[32];
+	char answer[16]; /* "0" or an errno name */
+	bool reaches;
+};
+
+/* `tok` in backticks: the n-th one of `s`, or false. */
+static bool backticked(const char *s, int n, char *out, size_t size)
+{
+	for (const char *p = s; (p = strchr(p, '`')); ) {
+		const char *end = strchr(p + 1, '`');
+		size_t len;
+
+		if (!end)
+			return false;
+		if (n-- == 0) {
+			len = (size_t)(end - p - 1);
+			if (len >= size)
+				return false;
+			memcpy(out, p + 1, len);
+			out[len] = '\0';
+			return true;
+		}
+		p = end + 1;
+	}
+	return false;
+}
+
+static bool kernel_at_least(int major_v, int minor_v)
+{
+	struct utsname u;
+	int ma = 0, mi = 0;
+
+	return uname(&u) == 0 && sscanf(u.release, "%d.%d", &ma, &mi) == 2 &&
+	       (ma > major_v || (ma == major_v && mi >= minor_v));
+}
+
+static int vfs_rows(struct vfs_row *rows, int max)
+{
+	FILE *f = fopen(OVMC_SOURCE_DIR "/docs/device-abi.md", "r");
+	char line[1024];
+	int n = 0;
+
+	if (!f)
+		FAIL("cannot read docs/device-abi.md: %s", strerror(errno));
+	while (n < max && fgets(line, sizeof(line), f)) {
+		char *col[7] = {0}, *save = NULL, *c, num[16];
+		int k = 0;
+		/* Rows marked "(6.8)" are answered by the VFS since Linux 6.8;
+		 * before, they reach the daemon (second answer). */
+		bool old = strstr(line, "(6.8)") && !kernel_at_least(6, 8);
+
+		if (strncmp(line, "| `0x", 5) != 0)
+			continue;
+		for (c = strtok_r(line, "|", &save); c && k < 7; c = strtok_r(NULL, "|", &save))
+			col[k++] = c;
+		if (k < 5 || !backticked(col[0], 0, num, sizeof(num)) ||
+		    !backticked(col[3], old ? 1 : 0, rows[n].answer, sizeof(rows[n].answer)))
+			FAIL("docs/device-abi.md: bad row %s", line);
+		rows[n].nr = strtoul(num, NULL, 16);
+		sscanf(col[1], " %31s", rows[n].name);
+		rows[n].reaches = strstr(col[4], "yes") && (!strstr(col[4], "(6.8)") || old);
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+TEST(vfs_ioctls_answer_what_docs_device_abi_lists)
+{
+	struct daemon *d = start(NULL);
+	struct vfs_row rows[40];
+	int n = vfs_rows(rows, 40), fd, bad = 0;
+
+	CHECK(n >= 25);
+	fd = open(d->path, O_RDWR | O_CLOEXEC);
+	CHECK(fd >= 0);
+	for (int i = 0; i < n; i++) {
+		uint64_t arg[32] = {0}; /* 256 zeroed bytes */
+		unsigned long long before = dev_counter(d, "ioctls");
+		unsigned long a = (unsigned long)arg;
+		char got[16];
+		int rc, err;
+		bool reached;
+
+		/* The two that name a descriptor name none (-1). */
+		if (!strcmp(rows[i].name, "FICLONE"))
+			a = (unsigned long)-1;
+		if (!strcmp(rows[i].name, "FICLONERANGE"))
+			arg[0] = (uint64_t)-1;
+		rc = ioctl(fd, rows[i].nr, a);
+		err = errno;
+		reached = dev_counter(d, "ioctls") != before;
+		snprintf(got, sizeof(got), "%s", rc == 0 ? "0" : strerrorname_np(err));
+		if (strcmp(got, rows[i].answer) != 0 || reached != rows[i].reaches) {
+			fprintf(stderr, "%s (0x%lx): %s, %s openvmc; the docs say %s, %s\n",
+				rows[i].name, rows[i].nr, got, reached ? "reached" : "not seen by",
+				rows[i].answer, rows[i].reaches ? "reaches it" : "does not reach it");
+			bad++;
+		}
+	}
+	close(fd);
+	CHECK_EQ(bad, 0);
 }

@@ -25,14 +25,18 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define COMPONENT "device"
@@ -334,6 +338,7 @@ void ovmc_dev_op_write(fuse_req_t req, const char *buf, size_t size, struct fuse
 	}
 	/* Linux updates mtime and ctime on every write. */
 	clock_gettime(CLOCK_REALTIME, &dev->mtime);
+	dev->ctime = dev->mtime;
 	fuse_reply_write(req, (size_t)n);
 }
 
@@ -528,14 +533,14 @@ static void fill_attr(const struct ovmc_dev *dev, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = FUSE_ROOT_ID;
-	st->st_mode = S_IFREG | (dev->cfg.mode & 07777);
+	st->st_mode = S_IFREG | dev->mode;
 	st->st_nlink = 1;
 	st->st_uid = dev->uid;
 	st->st_gid = dev->gid;
 	st->st_blksize = OVMC_PAGE_SIZE;
-	st->st_atim = dev->birth;
+	st->st_atim = dev->atime;
 	st->st_mtim = dev->mtime;
-	st->st_ctim = dev->mtime;
+	st->st_ctim = dev->ctime;
 }
 
 static void fuse_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -552,15 +557,44 @@ static void fuse_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
 }
 
 /*
- * Mode and owner come from the configuration; changes (chmod, chown, the
- * truncate of an O_TRUNC open) are accepted and ignored, as a character
- * device ignores a truncate.
+ * As on a device node: chmod, chown and utimes change the file's mode,
+ * owner and times for real (until the daemon stops: the next one starts
+ * from --mode/--group again, as a devtmpfs node from its driver). The
+ * kernel checked the caller's right to each (default_permissions). A size
+ * is refused with EINVAL, what truncate() and ftruncate() give on a
+ * character device; an open with O_TRUNC never asks (atomic_o_trunc: it
+ * is a flag of the open, ignored as a device ignores it).
  */
 static void fuse_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			 struct fuse_file_info *fi)
 {
-	(void)attr;
-	(void)to_set;
+	struct ovmc_dev *dev = fuse_req_userdata(req);
+	struct timespec now;
+
+	if (ino != FUSE_ROOT_ID) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (to_set & FUSE_SET_ATTR_MODE)
+		dev->mode = attr->st_mode & 07777;
+	if (to_set & FUSE_SET_ATTR_UID)
+		dev->uid = attr->st_uid;
+	if (to_set & FUSE_SET_ATTR_GID)
+		dev->gid = attr->st_gid;
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		dev->atime = now;
+	else if (to_set & FUSE_SET_ATTR_ATIME)
+		dev->atime = attr->st_atim;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		dev->mtime = now;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		dev->mtime = attr->st_mtim;
+	dev->ctime = (to_set & FUSE_SET_ATTR_CTIME) ? attr->st_ctim : now;
 	fuse_getattr(req, ino, fi);
 }
 
@@ -682,15 +716,78 @@ static int detach_stale(const char *path)
 }
 
 /*
- * Make `path` a regular file we may mount on: detach the mounts a killed
- * daemon left there, refuse a live one, create the file if missing.
+ * What the mount covers when openvmc creates the path. Between its
+ * creation and the mount, and again between the unmount and its removal at
+ * exit (or after the daemon was killed), a client may open the path: it
+ * must never get a plain file to read and write. So the placeholder is a
+ * character device node numbered 0:1 with mode 0: major 0 is never given
+ * to a driver, so open() fails as on a device node whose driver is not
+ * loaded, ENXIO (EACCES for users other than root, or on a filesystem
+ * mounted nodev). Mounting on a private name and moving the mount into
+ * place (MS_MOVE) was not chosen: the target must exist all the same, the
+ * move is refused under a shared mount (the usual propagation of /), and
+ * the auto_unmount watchdog unmounts by the path it mounted.
+ * Without CAP_MKNOD (a user namespace), or where fusermount3 must mount
+ * (it wants a regular file under the mount), the placeholder is an empty
+ * regular file of mode 0, which root can still open: the window is back
+ * for root, and a warning says so.
+ */
+#define PLACEHOLDER_MAJOR 0
+#define PLACEHOLDER_MINOR 1
+
+static bool is_placeholder(const struct stat *st)
+{
+	return S_ISCHR(st->st_mode) && major(st->st_rdev) == PLACEHOLDER_MAJOR &&
+	       minor(st->st_rdev) == PLACEHOLDER_MINOR;
+}
+
+/* The second best placeholder: root can open it. */
+static int create_regular_placeholder(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0), rc;
+
+	if (fd < 0) {
+		rc = -errno;
+		if (rc != -EEXIST)
+			ovmc_log(OVMC_LOG_ERROR, COMPONENT, "cannot create %s: %s", path,
+				 strerror(-rc));
+		return rc;
+	}
+	close(fd);
+	ovmc_log(OVMC_LOG_WARN, COMPONENT,
+		 "%s: the placeholder is an empty regular file of mode 0: until the mount is "
+		 "in place, root can open it",
+		 path);
+	return 0;
+}
+
+static int create_placeholder(const char *path)
+{
+	int rc;
+
+	if (mknod(path, S_IFCHR, makedev(PLACEHOLDER_MAJOR, PLACEHOLDER_MINOR)) == 0)
+		return 0;
+	rc = -errno;
+	if (rc != -EPERM) {
+		if (rc != -EEXIST)
+			ovmc_log(OVMC_LOG_ERROR, COMPONENT, "cannot create %s: %s", path,
+				 strerror(-rc));
+		return rc;
+	}
+	return create_regular_placeholder(path);
+}
+
+/*
+ * Make `path` something we may mount on: detach the mounts a killed
+ * daemon left there, refuse a live one, create the placeholder if the
+ * path is missing. An existing regular file is mounted on as it is.
  */
 static int prepare_path(struct ovmc_dev *dev)
 {
 	const char *path = dev->path;
 	struct statfs sfs;
 	struct stat st;
-	int fd, rc;
+	int rc;
 
 	for (int i = 0;; i++) {
 		if (i > MAX_STALE_MOUNTS) {
@@ -710,14 +807,11 @@ static int prepare_path(struct ovmc_dev *dev)
 					 strerror(-rc));
 				return rc;
 			}
-			fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-			if (fd < 0) {
-				rc = -errno;
-				ovmc_log(OVMC_LOG_ERROR, COMPONENT, "cannot create %s: %s", path,
-					 strerror(-rc));
+			rc = create_placeholder(path);
+			if (rc == -EEXIST)
+				continue; /* someone else created it meanwhile: look again */
+			if (rc)
 				return rc;
-			}
-			close(fd);
 			dev->created = true;
 			return 0;
 		}
@@ -741,6 +835,11 @@ static int prepare_path(struct ovmc_dev *dev)
 	if (S_ISDIR(st.st_mode)) {
 		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "%s is a directory, not a device path", path);
 		return -EISDIR;
+	}
+	if (is_placeholder(&st)) {
+		/* Left by a daemon that was killed: ours to remove at exit. */
+		dev->created = true;
+		return 0;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		ovmc_log(OVMC_LOG_ERROR, COMPONENT,
@@ -802,12 +901,151 @@ static int keep_fuse_last(struct ovmc_dev *dev)
 	return 0;
 }
 
+/*
+ * The unmounting watchdog of a mount made by mount_direct(): a child that
+ * waits for the end of a pipe whose other end only this process holds, so
+ * it wakes however this process ends. If the mount it was told about is
+ * still on the path then (this process was killed: a clean stop unmounts
+ * first), it detaches it, and the path is the placeholder again. Only
+ * system calls between fork() and _exit(): the caller may have threads.
+ */
+static void watchdog_run(const char *path, int pipe_fd, uint64_t mnt_id)
+{
+	struct statx stx;
+	char c;
+
+	prctl(PR_SET_NAME, OVMC_DEV_WATCHDOG_NAME);
+	/* A signal to the whole process group (Ctrl-C, a service stop) must
+	 * not end it before the daemon, whose clean stop unmounts anyway. */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	/* Above all, not a copy of /dev/fuse: the connection ends with us. */
+	if (dup2(pipe_fd, STDIN_FILENO) < 0)
+		_exit(1);
+	close_range(STDERR_FILENO + 1, ~0u, 0);
+	if (chdir("/") != 0)
+		_exit(1);
+	while (read(STDIN_FILENO, &c, 1) < 0 && errno == EINTR)
+		;
+	/* AT_STATX_DONT_SYNC: nothing is asked of the dead connection. */
+	if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx) ==
+		    0 &&
+	    (stx.stx_mask & STATX_MNT_ID) && stx.stx_mnt_id == mnt_id)
+		umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
+	_exit(0);
+}
+
+static int watchdog_start(struct ovmc_dev *dev)
+{
+	struct statx stx;
+	int p[2], rc;
+
+	rc = statx(AT_FDCWD, dev->path, AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, STATX_MNT_ID,
+		   &stx) != 0
+		     ? -errno
+		     : 0;
+	if (!rc && !(stx.stx_mask & STATX_MNT_ID))
+		rc = -ENOSYS; /* before Linux 5.8 */
+	if (rc) {
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "%s: no mount id: %s", dev->path,
+			 strerror(-rc));
+		return rc;
+	}
+	if (pipe2(p, O_CLOEXEC) != 0) {
+		rc = -errno;
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "%s: %s", dev->path, strerror(-rc));
+		return rc;
+	}
+	dev->watchdog = fork();
+	if (dev->watchdog == 0)
+		watchdog_run(dev->path, p[0], stx.stx_mnt_id);
+	rc = dev->watchdog < 0 ? -errno : 0;
+	close(p[0]);
+	if (rc) {
+		close(p[1]);
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "%s: cannot start the watchdog: %s",
+			 dev->path, strerror(-rc));
+		return rc;
+	}
+	dev->watchdog_fd = p[1];
+	return 0;
+}
+
+/*
+ * Mount with mount(2) (root, or CAP_SYS_ADMIN in a user namespace), with
+ * a regular file as the root's type: fusermount3 would copy the type of
+ * the placeholder under it, and a FUSE root whose type then changes is a
+ * bad inode (EIO). libfuse takes the descriptor as "/dev/fd/N". Returns
+ * -EPERM if this process may not mount.
+ */
+static int mount_direct(struct ovmc_dev *dev)
+{
+	char opts[160], fdpath[32];
+	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC), rc;
+
+	if (fd < 0) {
+		rc = -errno;
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "cannot open /dev/fuse: %s", strerror(-rc));
+		return rc;
+	}
+	/* allow_other + default_permissions: the kernel enforces mode and
+	 * group for every user. */
+	snprintf(opts, sizeof(opts),
+		 "fd=%d,rootmode=%o,user_id=%u,group_id=%u,allow_other,default_permissions", fd,
+		 (unsigned)S_IFREG, (unsigned)getuid(), (unsigned)getgid());
+	if (mount("openvmc", dev->path, "fuse.ibmvmc", MS_NOSUID | MS_NODEV, opts) != 0) {
+		rc = -errno;
+		close(fd);
+		if (rc != -EPERM)
+			ovmc_log(OVMC_LOG_ERROR, COMPONENT, "mounting the device on %s failed: %s",
+				 dev->path, strerror(-rc));
+		return rc;
+	}
+	dev->mounted = dev->own_mount = true;
+	snprintf(fdpath, sizeof(fdpath), "/dev/fd/%d", fd);
+	if (fuse_session_mount(dev->se, fdpath) != 0) {
+		close(fd);
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "libfuse refused the mounted descriptor");
+		return -EIO;
+	}
+	return watchdog_start(dev);
+}
+
+/*
+ * Without the right to mount: fusermount3 mounts (set-user-ID root), and
+ * its auto_unmount removes the mount if this process dies. It needs a
+ * regular file or a directory under the mount.
+ */
+static int mount_fusermount(struct ovmc_dev *dev)
+{
+	struct stat st;
+	int rc;
+
+	if (dev->created && lstat(dev->path, &st) == 0 && is_placeholder(&st)) {
+		if (unlink(dev->path) != 0) {
+			rc = -errno;
+			ovmc_log(OVMC_LOG_ERROR, COMPONENT, "cannot remove %s: %s", dev->path,
+				 strerror(-rc));
+			return rc;
+		}
+		rc = create_regular_placeholder(dev->path);
+		if (rc)
+			return rc;
+	}
+	if (fuse_session_mount(dev->se, dev->path) != 0) {
+		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "mounting the device on %s failed", dev->path);
+		return -EIO;
+	}
+	dev->mounted = true;
+	dev->fd = fuse_session_fd(dev->se);
+	return keep_fuse_last(dev);
+}
+
 static int fuse_start(struct ovmc_dev *dev)
 {
 	char prog[] = "openvmc", dash_o[] = "-o";
-	/* allow_other + default_permissions: the kernel enforces mode and
-	 * group for every user; auto_unmount: fusermount3 removes the mount
-	 * if this process dies without unmounting. */
+	/* Used by fusermount3 only (mount_fusermount). */
 	char opts[] = "fsname=openvmc,subtype=ibmvmc,allow_other,default_permissions,"
 		      "auto_unmount";
 	char *argv[] = {prog, dash_o, opts, NULL};
@@ -822,15 +1060,12 @@ static int fuse_start(struct ovmc_dev *dev)
 		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "libfuse refused the session");
 		return -EIO;
 	}
-	if (fuse_session_mount(dev->se, dev->path) != 0) {
-		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "mounting the device on %s failed", dev->path);
-		return -EIO;
-	}
-	dev->mounted = true;
-	dev->fd = fuse_session_fd(dev->se);
-	rc = keep_fuse_last(dev);
+	rc = mount_direct(dev);
+	if (rc == -EPERM)
+		rc = mount_fusermount(dev);
 	if (rc)
 		return rc;
+	dev->fd = fuse_session_fd(dev->se);
 	ovmc_log(OVMC_LOG_INFO, COMPONENT, "device ready at %s", dev->path);
 	return 0;
 }
@@ -854,7 +1089,7 @@ int ovmc_dev_new(const struct ovmc_dev_config *cfg, struct ovmc_drv *drv, struct
 	}
 	dev->cfg = *cfg;
 	dev->drv = drv;
-	dev->fd = dev->fd_last = -1;
+	dev->fd = dev->fd_last = dev->watchdog_fd = -1;
 	dev->path = strdup(cfg->cuse ? "/dev/" : cfg->path);
 	dev->cuse_name = cfg->cuse ? strdup(cfg->cuse_name) : NULL;
 	dev->rbuf = malloc(OVMC_DEV_MAX_READ);
@@ -872,8 +1107,9 @@ int ovmc_dev_new(const struct ovmc_dev_config *cfg, struct ovmc_drv *drv, struct
 	}
 	dev->uid = geteuid();
 	dev->gid = cfg->set_gid ? cfg->gid : getegid();
-	clock_gettime(CLOCK_REALTIME, &dev->birth);
-	dev->mtime = dev->birth;
+	dev->mode = cfg->mode & 07777;
+	clock_gettime(CLOCK_REALTIME, &dev->atime);
+	dev->mtime = dev->ctime = dev->atime;
 	fuse_set_log_func(fuse_log_to_ours);
 	rc = cfg->cuse ? ovmc_dev_cuse_start(dev) : fuse_start(dev);
 	if (rc)
@@ -996,10 +1232,20 @@ void ovmc_dev_free(struct ovmc_dev *dev)
 	if (dev->fd_last >= 0)
 		close(dev->fd_last);
 	if (dev->se) {
-		if (dev->mounted)
+		if (dev->own_mount) {
+			if (umount2(dev->path, MNT_DETACH | UMOUNT_NOFOLLOW) != 0)
+				ovmc_log(OVMC_LOG_WARN, COMPONENT, "cannot unmount %s: %s",
+					 dev->path, strerror(errno));
+		} else if (dev->mounted) {
 			fuse_session_unmount(dev->se);
+		}
 		fuse_session_destroy(dev->se);
 	}
+	/* Unmounted already: the watchdog finds nothing to do. */
+	if (dev->watchdog_fd >= 0)
+		close(dev->watchdog_fd);
+	if (dev->watchdog > 0)
+		waitpid(dev->watchdog, NULL, 0);
 	if (dev->created && unlink(dev->path) != 0)
 		ovmc_log(OVMC_LOG_WARN, COMPONENT, "cannot remove %s: %s", dev->path,
 			 strerror(errno));

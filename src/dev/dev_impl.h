@@ -48,16 +48,25 @@ struct ovmc_dev {
 	int fd_last; /* FUSE: a copy of fd numbered above the watchdog's socket */
 	bool created; /* ovmc_dev_new() created the file at path */
 	bool mounted;
+	bool own_mount; /* by mount(2), with our watchdog (else fusermount3's) */
+	pid_t watchdog; /* the watchdog of an own mount, 0 if none */
+	int watchdog_fd; /* its pipe: closing it wakes the watchdog */
 	bool gone;
+	/* The FUSE file's attributes: from the configuration, then as chmod,
+	 * chown, utimes and writes change them. */
+	mode_t mode;
 	uid_t uid;
 	gid_t gid;
-	struct timespec birth, mtime;
+	struct timespec atime, mtime, ctime;
 	struct dev_file *files;
 	unsigned n_files;
 	struct dev_file *ready_head, *ready_tail;
 	uint8_t *rbuf; /* one message, for read() */
 	struct ovmc_dev_stats stats;
 };
+
+/* The command name of the watchdog process (ps, tests). */
+#define OVMC_DEV_WATCHDOG_NAME "openvmc-umount"
 
 /* Largest read() the driver can satisfy (its MTU limit). */
 #define OVMC_DEV_MAX_READ 65536u
