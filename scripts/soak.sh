@@ -32,6 +32,10 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
+# As a test of the suite (label fuse): skip where FUSE or root is missing.
+# shellcheck source=tests/needs.sh
+. "$top/tests/needs.sh"
+ovmc_check_needs
 [ -n "$count" ] || { [ $mode = long ] && count=1000000 || count=5000; }
 [ $mode != valgrind ] || count=0
 bin=$build/src/daemon

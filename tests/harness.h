@@ -34,6 +34,15 @@ _Noreturn void ovmc_test_fail(const char *file, int line, const char *fmt, ...)
 void ovmc_test_fail_later(const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * Leave the test process: this machine lacks what the test needs (`why`,
+ * one line, e.g. "needs root"). Exit 77, the runner's skip code; with
+ * CI=true the test fails instead, since CI must run every test. Tests
+ * labelled fuse or root (tests/CMakeLists.txt) are checked before they
+ * start: OVMC_TEST_NEEDS.
+ */
+_Noreturn void ovmc_test_skip(const char *why);
+
 /* Cleanup run when the current test ends, passed or failed (LIFO). */
 void ovmc_test_defer(void (*fn)(void *), void *arg);
 
@@ -46,7 +55,7 @@ bool ovmc_test_failed(void);
  * any credential change, which clears it): the child is SIGKILLed when the
  * test process dies, however it dies (SIGKILL, crash, ctest timeout), so
  * that no daemon or client outlives its test; a daemon's FUSE mount then
- * goes with its fusermount3 auto_unmount watchdog. `parent` is getpid()
+ * goes with its unmounting watchdog. `parent` is getpid()
  * taken before fork(): if the test died already, the child exits 127.
  * The signal follows the forking *thread*: fork from the test's own thread.
  */

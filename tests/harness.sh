@@ -7,7 +7,12 @@
 # argument every test runs, and the last line is "N passed, N failed".
 # CMake registers each test_NAME as the CTest test MODULE.NAME
 # (ovmc_sh_test in tests/CMakeLists.txt). A test skips with `skip WHY`
-# (exit 77) only where the machine lacks what it needs.
+# (exit 77) only where the machine lacks what it needs; with CI=true that
+# fails instead. Tests labelled fuse or root are checked before they run
+# (tests/needs.sh).
+
+# shellcheck source=tests/needs.sh
+. "$(dirname "${BASH_SOURCE[0]}")/needs.sh"
 
 # Leave the current test with a failure.
 fail() {
@@ -16,8 +21,7 @@ fail() {
 }
 
 skip() {
-	echo "SKIP: $*" >&2
-	exit 77
+	ovmc_skip "$@"
 }
 
 # Run a cleanup when the current test ends, passed or failed (LIFO).
@@ -49,6 +53,7 @@ check() {
 
 ovmc_sh_main() {
 	local names=() n rc pass=0 failed=0
+	ovmc_check_needs
 	if [ $# -gt 0 ]; then
 		names=("$@")
 	else

@@ -22,5 +22,8 @@ target_compile_definitions(preload_test PRIVATE
   PRELOADCLIENT_BIN="$<TARGET_FILE:preloadclient>"
   STATIC_BIN="$<TARGET_FILE:static_hello>"
   OVMC_TEST_DATA="${CMAKE_CURRENT_SOURCE_DIR}/data")
+# Clients as another uid: only root can start them.
+set_tests_properties(preload.peer_outside_the_uid_and_group_refused_with_a_log_line
+  preload.peer_in_the_group_as_a_supplementary_group_allowed PROPERTIES LABELS "preload;root")
 add_dependencies(preload_test openvmc_run openvmcd openvmc_hvd vmc_run openvmc_preload
   devclient preloadclient static_hello)

@@ -437,12 +437,8 @@ TEST(peer_outside_the_uid_and_group_refused_with_a_log_line)
 	size_t from;
 	int code;
 
-	if (!root()) {
-		/* The runner's skip code (SKIP_RETURN_CODE 77). */
-		printf("skipped: needs root to run a client as another uid\n");
-		fflush(stdout);
-		exit(77);
-	}
+	if (!root())
+		ovmc_test_skip("needs root to run a client as another uid");
 	/* Even with the socket open to all, the credentials decide. */
 	d = single(ARGS("--mode", "0666"));
 	clients_as(true, STRANGER_UID, STRANGER_GID);
@@ -459,12 +455,8 @@ TEST(peer_in_the_group_as_a_supplementary_group_allowed)
 	struct daemon *d;
 	char out[512];
 
-	if (!root()) {
-		/* The runner's skip code (SKIP_RETURN_CODE 77). */
-		printf("skipped: needs root to run a client as another uid\n");
-		fflush(stdout);
-		exit(77);
-	}
+	if (!root())
+		ovmc_test_skip("needs root to run a client as another uid");
 	d = single(NULL);
 	clients_as(true, STRANGER_UID, STRANGER_GID);
 	clients_group(PEER_GID);

@@ -1495,7 +1495,7 @@ TEST(client_of_other_uid_is_refused)
 	/* A peer of another uid needs CAP_SETUID; a user namespace would not
 	 * change the uid the server sees. The project's CI runs as root. */
 	if (geteuid() != 0)
-		FAIL("needs root (euid is %u) to connect as another uid", (unsigned)geteuid());
+		ovmc_test_skip("needs root to connect as another uid");
 	c->pid = fork();
 	if (c->pid < 0)
 		FAIL("fork: %s", strerror(errno));
