@@ -200,6 +200,29 @@ void spawn_argv(struct daemon *d, const char *const *argv, const char *ready)
 	}
 }
 
+/*
+ * The programs announce the device (or session socket) before their
+ * control socket listens: tests use both at once, so wait for it too.
+ */
+static void wait_listening(const struct daemon *d)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", d->ctl);
+	for (uint64_t end = now_ms() + READY_TIMEOUT_MS;; sleep_ms(5)) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int rc = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+
+		if (fd >= 0)
+			close(fd);
+		if (rc == 0)
+			return;
+		if (now_ms() > end)
+			FAIL("no control socket listening at %s within %d ms", d->ctl,
+			     READY_TIMEOUT_MS);
+	}
+}
+
 void spawn_prog(struct daemon *d, const char *prog, const char *const *extra)
 {
 	const char *argv[32];
@@ -223,12 +246,14 @@ void spawn_prog(struct daemon *d, const char *prog, const char *const *extra)
 	if (d->sock_only) {
 		snprintf(ready, sizeof(ready), "session socket ready at %s", d->sock);
 		spawn_argv(d, argv, ready);
+		wait_listening(d);
 		return;
 	}
 	snprintf(ready, sizeof(ready), "device ready at %s", d->path);
 	spawn_argv(d, argv, ready);
 	if (!mounted(d->path))
 		FAIL("%s is not a mount point after the ready line", d->path);
+	wait_listening(d);
 }
 
 struct daemon *new_daemon(const char *device)
