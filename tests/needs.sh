@@ -2,7 +2,7 @@
 # shellcheck shell=bash
 # The shell side of harness.c's check of OVMC_TEST_NEEDS (words "root" and
 # "fuse", set by tests/CMakeLists.txt from a test's labels), for
-# tests/harness.sh and scripts/soak.sh. ovmc_skip WHY prints one line and
+# tests/harness.sh, scripts/soak.sh and (run as a program) other commands. ovmc_skip WHY prints one line and
 # exits 77 (the runner's skip code), or fails with CI=true, where every
 # test must run.
 
@@ -30,3 +30,10 @@ ovmc_check_needs() {
 		;;
 	esac
 }
+
+# As a program, `bash tests/needs.sh COMMAND...` checks, then runs COMMAND:
+# for tests whose command is not a harness (tests/bench.cmake).
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	ovmc_check_needs
+	exec "$@"
+fi
