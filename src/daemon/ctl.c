@@ -182,7 +182,10 @@ static int cmd_send(struct ctl *c, char *args, FILE *body, struct cmd_error *e)
 	case -ENODEV:
 		return fail(e, rc, "no VMC yet");
 	case -ENOTCONN:
-		return fail(e, rc, "no open session at index %lu", idx);
+		return fail(e, rc,
+			    "no open session at index %lu: an application opens one (SETHMCID, "
+			    "e.g. vmcctl open); 'sessions' lists them",
+			    idx);
 	case -EMSGSIZE:
 		return fail(e, rc, "a message of %zu bytes is empty or above the MTU", len);
 	case -ENOBUFS:

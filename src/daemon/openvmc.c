@@ -50,8 +50,8 @@ static void usage(FILE *out)
 	      "  -N, --no-vmc             no VMC until an application asks (REQUESTVMC)\n"
 	      "  -R, --request-vmc-rc RC  test knob: H_REQUEST_VMC answers RC (e.g. H_AUTHORITY)\n"
 	      "  -b, --backend SPEC       layer-2 backend (echo)\n"
-	      "  -c, --control PATH       control socket (status, sessions, send, restart,\n"
-	      "                           trace)\n"
+	      "  -c, --control PATH|none  control socket (status, sessions, send, restart,\n"
+	      "                           trace); default " OVMC_DEFAULT_CTL_OPENVMC "\n"
 	      "      --control-group GRP  members of group GRP may use every control command\n"
 	      "  -t, --trace              log every CRQ entry and RDMA in readable form\n"
 	      "  -w, --capture FILE       write every CRQ entry and RDMA to a pcapng file\n"
@@ -67,6 +67,7 @@ static const struct opts_program program = {
 	.shortopts = "d:m:g:n:p:u:q:NR:b:c:tw:l:CDS:hV",
 	.longs = OPTS_CONTROL_GROUP,
 	.usage = usage,
+	.default_control = OVMC_DEFAULT_CTL_OPENVMC,
 	.device = true,
 };
 
@@ -124,13 +125,13 @@ int main(int argc, char **argv)
 	}
 	if (drvhost_new(loop, plat, &dc, &drv))
 		goto out;
-	if (o.control) {
+	{
 		struct ctl_targets t = {.hv = hv, .drv = drv};
 
 		t.use_group = o.set_control_gid;
 		t.group = o.control_gid;
 
-		if (ctl_new(loop, o.control, &t, &ctl))
+		if (opts_control(loop, &o, &program, &t, &dirs, &ctl))
 			goto out;
 	}
 	ovmc_notify_ready("serving %s", dc.dev.path ? dc.dev.path : "the CUSE device");

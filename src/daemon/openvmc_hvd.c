@@ -50,8 +50,8 @@ static void usage(FILE *out)
 	      "  -R, --request-vmc-rc RC  test knob: H_REQUEST_VMC answers RC (e.g. H_AUTHORITY)\n"
 	      "  -b, --backend SPEC       layer-2 backend: echo (default), router, exec:CMD,\n"
 	      "                           socket:PATH, socket:tcp:HOST:PORT, replay:FILE\n"
-	      "  -c, --control PATH       control socket (status, sessions, send, restart,\n"
-	      "                           trace)\n"
+	      "  -c, --control PATH|none  control socket (status, sessions, send, restart,\n"
+	      "                           trace); default " OVMC_DEFAULT_CTL_HVD "\n"
 	      "      --control-group GRP  members of group GRP may use every control command\n"
 	      "  -t, --trace              log every CRQ entry and RDMA in readable form\n"
 	      "  -w, --capture FILE       write every CRQ entry and RDMA to a pcapng file\n"
@@ -68,6 +68,7 @@ static const struct opts_program program = {
 	.shortopts = "s:n:p:u:q:NR:b:c:tw:l:fP:hV",
 	.longs = OPTS_CONTROL_GROUP | OPTS_GUEST_SOCKET | OPTS_GUEST_TIMEOUT,
 	.usage = usage,
+	.default_control = OVMC_DEFAULT_CTL_HVD,
 };
 
 static void on_server(void *arg, int fd, uint32_t events)
@@ -223,6 +224,7 @@ int main(int argc, char **argv)
 	struct ovmc_loop *loop = NULL;
 	struct hvhost *hv = NULL;
 	struct ctl *ctl = NULL;
+	struct opts_dirs dirs = {0};
 	int status = 1, rc;
 
 	ovmc_notify_init();
@@ -271,13 +273,13 @@ int main(int argc, char **argv)
 	}
 	if (o.guest_socket && start_guests(loop, hv, &o, &hc, &guests))
 		goto out;
-	if (o.control) {
+	{
 		struct ctl_targets t = {.hv = hv};
 
 		t.use_group = o.set_control_gid;
 		t.group = o.control_gid;
 
-		if (ctl_new(loop, o.control, &t, &ctl))
+		if (opts_control(loop, &o, &program, &t, &dirs, &ctl))
 			goto out;
 	}
 	ovmc_log(OVMC_LOG_INFO, "main", "hypervisor ready at %s (backend %s)", o.socket,
@@ -307,6 +309,7 @@ out:
 	}
 	hvhost_free(hv);
 	ovmc_loop_free(loop);
+	opts_remove_dirs(&dirs);
 	if (o.pidfile && status == 0)
 		unlink(o.pidfile);
 	return status;

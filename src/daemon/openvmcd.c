@@ -72,7 +72,8 @@ static void usage(FILE *out)
 	      "      --hcall-timeout-ms MS\n"
 	      "                           a hypervisor that takes longer to answer an\n"
 	      "                           hcall is treated as failed (1000)\n"
-	      "  -c, --control PATH       control socket (status, trace)\n"
+	      "  -c, --control PATH|none  control socket (status, trace); default\n"
+	      "                           " OVMC_DEFAULT_CTL_OPENVMCD "\n"
 	      "      --control-group GRP  members of group GRP may use every control command\n"
 	      "  -t, --trace              log every CRQ entry and RDMA in readable form\n"
 	      "  -w, --capture FILE       write every CRQ entry and RDMA to a pcapng file\n"
@@ -90,6 +91,7 @@ static const struct opts_program program = {
 	.shortopts = "s:d:m:g:n:p:u:r:c:tw:l:CfP:DS:hV",
 	.longs = OPTS_HCALL_TIMEOUT | OPTS_CONTROL_GROUP,
 	.usage = usage,
+	.default_control = OVMC_DEFAULT_CTL_OPENVMCD,
 	.device = true,
 };
 
@@ -294,13 +296,13 @@ int main(int argc, char **argv)
 		ovmc_log(OVMC_LOG_ERROR, "main", "event loop: %s", ovmc_strerror(rc));
 		goto out;
 	}
-	if (o.control) {
+	{
 		struct ctl_targets t = {.drv = a.drv};
 
 		t.use_group = o.set_control_gid;
 		t.group = o.control_gid;
 
-		if (ctl_new(loop, o.control, &t, &ctl))
+		if (opts_control(loop, &o, &program, &t, &dirs, &ctl))
 			goto out;
 	}
 	opts_daemon_ready(o.pidfile);

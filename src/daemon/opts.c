@@ -17,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -332,6 +334,65 @@ int opts_parse(int argc, char **argv, const struct opts_program *p, struct opts 
 	    (strncmp(o->device, "/dev/", 5) != 0 || !o->device[5] || strchr(o->device + 5, '/')))
 		return opts_usage_error("a --cuse device is /dev/NAME, not \"%s\"", o->device);
 	return -1;
+}
+
+/* A daemon accepts at `path`: the default is taken by another instance. */
+static bool someone_listens(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd;
+	bool live;
+
+	if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode) || strlen(path) >= sizeof(sa.sun_path))
+		return false;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	live = connect(fd, (const struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return live;
+}
+
+int opts_control(struct ovmc_loop *loop, const struct opts *o, const struct opts_program *p,
+		 const struct ctl_targets *t, struct opts_dirs *dirs, struct ctl **out)
+{
+	const char *path = o->control ? o->control : p->default_control;
+	char *dir;
+	int rc;
+
+	*out = NULL;
+	if (!path || strcmp(path, "none") == 0)
+		return 0;
+	if (o->control)
+		return ctl_new(loop, path, t, out);
+	/* The default: a second instance, or a user without /run, runs without. */
+	dir = strdup(path);
+	if (!dir)
+		return -ENOMEM;
+	*strrchr(dir, '/') = '\0';
+	/* Only the last level: the defaults are right under /run. */
+	rc = 0;
+	if (mkdir(dir, 0700) == 0) {
+		if (dirs->n < OPTS_MAX_CREATED_DIRS) {
+			dirs->created[dirs->n++] = dir;
+			dir = NULL;
+		}
+	} else if (errno != EEXIST) {
+		rc = -errno;
+	}
+	free(dir);
+	if (!rc && someone_listens(path))
+		rc = -EADDRINUSE;
+	if (!rc)
+		rc = ctl_new(loop, path, t, out);
+	if (rc)
+		ovmc_log(OVMC_LOG_WARN, "main",
+			 "no control socket: the default %s: %s (--control PATH picks another, "
+			 "--control none turns this off)",
+			 path, rc == -EADDRINUSE ? "another daemon listens there" : strerror(-rc));
+	return rc == -ENOMEM ? rc : 0;
 }
 
 void opts_drv_config(const struct opts *o, struct ovmc_drv_config *out)

@@ -15,11 +15,14 @@
 
 #include <openvmc/driver.h>
 
+#include "ctl.h"
+#include "defaults.h"
 #include "dev.h"
 #include "hvhost.h"
+#include "loop.h"
 #include "sock.h"
 
-#define OPTS_DEFAULT_SOCKET "/run/openvmc/hv.sock"
+#define OPTS_DEFAULT_SOCKET OVMC_DEFAULT_HV_SOCKET
 
 /*
  * Every option of the three programs, one meaning each. A program accepts
@@ -45,7 +48,7 @@ struct opts {
 	/* QEMU guests (openvmc-hvd): --guest-socket, --guest-timeout-ms */
 	const char *guest_socket;
 	unsigned long guest_timeout_ms;
-	/* running: -c, -t, -w, -l, -f, -P */
+	/* running: -c (NULL: the program's default; "none": none), -t, -w, -l, -f, -P */
 	const char *control, *capture, *pidfile;
 	/* --control-group: members may use every control command */
 	gid_t control_gid;
@@ -76,6 +79,7 @@ struct opts_program {
 	unsigned longs;	       /* OPTS_* bits of the options without a letter it takes */
 	void (*usage)(FILE *out);
 	bool device; /* takes the DIR operand or --device/--cuse */
+	const char *default_control; /* control socket without --control */
 };
 
 /*
@@ -102,6 +106,16 @@ int opts_dev_config(const struct opts *o, struct opts_dirs *dirs, char **path,
 int opts_sock_config(const struct opts *o, const struct ovmc_dev_config *dev,
 		     const struct ovmc_drv_config *drv, char **path,
 		     struct ovmc_sock_config *out);
+
+/*
+ * The control socket: --control PATH, whose failure is fatal; none for
+ * "none"; else the program's default, its directory created 0700 if
+ * missing (remembered in `dirs`). A default that cannot be had (not root,
+ * another daemon listening there) is logged and left out: the program runs
+ * without one. *out stays NULL without a socket. Returns 0 or -errno.
+ */
+int opts_control(struct ovmc_loop *loop, const struct opts *o, const struct opts_program *p,
+		 const struct ctl_targets *t, struct opts_dirs *dirs, struct ctl **out);
 
 /* Name used in messages ("openvmcd"); set once at start. */
 void opts_program(const char *argv0);

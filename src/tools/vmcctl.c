@@ -10,8 +10,8 @@
  *   vmcctl query --wait-ready
  *   vmcctl open --hmc-id test --message hello
  *   printf 'a\nb\n' | vmcctl pipe --hmc-id test
- *   vmcctl status -c /run/openvmc/control
- *   vmcctl trace -c /run/openvmc/control --count 20
+ *   vmcctl status                 (the first default control socket there)
+ *   vmcctl trace -c /run/openvmc/hv.ctl --count 20
  *
  * See man/vmcctl.1.
  */

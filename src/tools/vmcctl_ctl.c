@@ -9,6 +9,8 @@
  */
 #include "vmcctl.h"
 
+#include "defaults.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -17,11 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 /* Long options without a short form. */
-enum { OPT_INDEX = 0x100, OPT_HEX, OPT_FAILED, OPT_DEREGISTERED, OPT_COUNT, OPT_JSON };
+enum { OPT_INDEX = 0x100, OPT_HEX, OPT_FAILED, OPT_DEREGISTERED, OPT_COUNT, OPT_JSON, OPT_WAIT };
 
 struct ctl_opts {
 	const char *path;
@@ -80,6 +83,16 @@ static int ctl_connect(const struct ctl_opts *co)
 			continue;
 		if (errno == EINPROGRESS)
 			break;
+		if (errno == EPROTOTYPE) {
+			err_msg("connect %s: not a control socket but a packet socket: the "
+				"partitions' socket of openvmc-hvd (--socket) or a session "
+				"socket? A daemon's control socket is its --control PATH "
+				"(defaults: %s, %s, %s)",
+				co->path, OVMC_DEFAULT_CTL_OPENVMC, OVMC_DEFAULT_CTL_HVD,
+				OVMC_DEFAULT_CTL_OPENVMCD);
+			close(fd);
+			return -VMCCTL_FAIL;
+		}
 		if (errno != EAGAIN) {
 			ctl_error("connect", co->path, errno);
 			close(fd);
@@ -256,11 +269,12 @@ static int ctl_print_reply(const char *verb, const struct ctl_opts *co, const st
 	return VMCCTL_FAIL;
 }
 
-/* One request: connect, send line + newline, read the reply, print it. */
-static int ctl_request(const char *verb, const struct ctl_opts *co, const char *line)
+/* One request: connect, send line + newline, read the reply into *reply. */
+static int ctl_exchange(const char *verb, const struct ctl_opts *co, const char *line,
+			struct buf *reply)
 {
 	size_t len = strlen(line);
-	struct buf req = {0}, reply = {0};
+	struct buf req = {0};
 	int fd, rc, closed = 0;
 
 	if (memchr(line, '\n', len) || memchr(line, '\r', len))
@@ -277,20 +291,67 @@ static int ctl_request(const char *verb, const struct ctl_opts *co, const char *
 	}
 	rc = ctl_send_all(fd, co, (const char *)req.data, req.len, &closed);
 	if (!rc || closed)
-		rc = ctl_recv_all(fd, co, &reply);
-	if (closed && (rc || reply.len == 0)) {
+		rc = ctl_recv_all(fd, co, reply);
+	if (closed && (rc || reply->len == 0)) {
 		/* Closed before the request was sent, without an answer. */
 		if (!rc)
 			ctl_error("send to", co->path, closed);
 		rc = VMCCTL_FAIL;
-	} else if (!rc) {
-		rc = ctl_print_reply(verb, co, &reply);
 	}
 	if (close(fd) < 0 && !rc) {
 		err_errno("close", errno);
 		rc = VMCCTL_FAIL;
 	}
 	buf_free(&req);
+	return rc;
+}
+
+/* One request and its reply printed. */
+static int ctl_request(const char *verb, const struct ctl_opts *co, const char *line)
+{
+	struct buf reply = {0};
+	int rc = ctl_exchange(verb, co, line, &reply);
+
+	if (!rc)
+		rc = ctl_print_reply(verb, co, &reply);
+	buf_free(&reply);
+	return rc;
+}
+
+/* The reply says there is no session (yet) at the index, or no VMC yet. */
+static bool reply_no_session(const struct buf *reply)
+{
+	static const char *const errs[] = {"error ENOTCONN", "error ENODEV"};
+
+	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+		size_t n = strlen(errs[i]);
+
+		if (reply->len > n && memcmp(reply->data, errs[i], n) == 0 &&
+		    (reply->data[n] == ':' || reply->data[n] == ' ' || reply->data[n] == '\n'))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * "send" with --wait: asked again every 20 ms while the hypervisor has no
+ * session at the index (or no VMC), until the timeout.
+ */
+static int ctl_send_waiting(const struct ctl_opts *co, const char *line)
+{
+	int64_t deadline = deadline_after(co->timeout_ms);
+	struct buf reply = {0};
+	int rc;
+
+	for (;;) {
+		reply.len = 0;
+		rc = ctl_exchange("send", co, line, &reply);
+		if (rc || !reply_no_session(&reply) || deadline_passed(deadline))
+			break;
+		sleep_ms(20);
+	}
+	if (!rc)
+		rc = ctl_print_reply("send", co, &reply);
 	buf_free(&reply);
 	return rc;
 }
@@ -311,16 +372,37 @@ static int ctl_common_opt(const char *cmd, int c, struct ctl_opts *co)
 	}
 }
 
+/* The daemons' defaults, in the order tried: the one-process openvmc first. */
+static const char *const any_defaults[] = {OVMC_DEFAULT_CTL_OPENVMC, OVMC_DEFAULT_CTL_OPENVMCD,
+					   OVMC_DEFAULT_CTL_HVD, NULL};
+static const char *const hv_defaults[] = {OVMC_DEFAULT_CTL_OPENVMC, OVMC_DEFAULT_CTL_HVD, NULL};
+
+/* --control, else $env, else the first default that is a socket. */
 static int ctl_need_path(const char *cmd, struct ctl_opts *co, const char *env)
 {
+	const char *const *defaults =
+		strcmp(env, "OPENVMC_HV_CONTROL") == 0 ? hv_defaults : any_defaults;
+	char tried[256] = "";
+
 	if (!co->path) {
 		const char *e = getenv(env);
 
 		if (e && *e)
 			co->path = e;
 	}
+	for (const char *const *d = defaults; !co->path && *d; d++) {
+		struct stat st;
+
+		if (stat(*d, &st) == 0 && S_ISSOCK(st.st_mode))
+			co->path = *d;
+		snprintf(tried + strlen(tried), sizeof(tried) - strlen(tried), "%s%s",
+			 d == defaults ? "" : ", ", *d);
+	}
 	if (!co->path)
-		return usage_error(cmd, "no control socket: use --control PATH or set %s", env);
+		return usage_error(cmd,
+				   "no control socket: none at the defaults (%s; is a daemon "
+				   "running?): use --control PATH or set %s",
+				   tried, env);
 	return VMCCTL_OK;
 }
 
@@ -329,6 +411,15 @@ static int ctl_need_path(const char *cmd, struct ctl_opts *co, const char *env)
 	"  -T, --timeout MS     bound of every wait (default 5000, 0 = forever)\n"                 \
 	"  -h, --help           show this help\n"                                                  \
 	"  -V, --version        show the version\n"
+
+#define CTL_DEFAULT_HELP                                                                           \
+	"\nThe socket defaults to $OPENVMC_CONTROL, else the first of\n"                            \
+	"  " OVMC_DEFAULT_CTL_OPENVMC " (openvmc), " OVMC_DEFAULT_CTL_OPENVMCD " (openvmcd),\n"      \
+	"  " OVMC_DEFAULT_CTL_HVD " (openvmc-hvd) that is there.\n"
+#define HV_DEFAULT_HELP                                                                            \
+	"\nThe socket defaults to $OPENVMC_HV_CONTROL, else the first of\n"                         \
+	"  " OVMC_DEFAULT_CTL_OPENVMC " (openvmc), " OVMC_DEFAULT_CTL_HVD " (openvmc-hvd)\n"         \
+	"that is there.\n"
 
 /* ---- status --------------------------------------------------------------- */
 
@@ -362,8 +453,7 @@ int cmd_status(int argc, char **argv)
 			      "with --json 'status json').\n"
 			      "\n"
 			      "      --json           one JSON object "
-			      "(docs/vmcctl-json.md)\n" CTL_OPTIONS_HELP
-			      "\nThe socket defaults to $OPENVMC_CONTROL.\n",
+			      "(docs/vmcctl-json.md)\n" CTL_OPTIONS_HELP CTL_DEFAULT_HELP,
 			      stdout);
 			return VMCCTL_OK;
 		case 'V':
@@ -407,7 +497,7 @@ int cmd_ctl(int argc, char **argv)
 			fputs("Usage: vmcctl ctl [-c PATH] LINE...\n"
 			      "Send the words of LINE, joined by spaces, as one control line and\n"
 			      "print the reply.\n"
-			      "\n" CTL_OPTIONS_HELP "\nThe socket defaults to $OPENVMC_CONTROL.\n",
+			      "\n" CTL_OPTIONS_HELP CTL_DEFAULT_HELP,
 			      stdout);
 			return VMCCTL_OK;
 		case 'V':
@@ -449,7 +539,7 @@ static void hv_help(void)
 	      "  restart [--deregistered]           restart the channel (the partition sees\n"
 	      "                                     its partner failed, or deregistered)\n"
 	      "  sessions                           list the HMC sessions\n"
-	      "\n" CTL_OPTIONS_HELP "\nThe socket defaults to $OPENVMC_HV_CONTROL.\n",
+	      "\n" CTL_OPTIONS_HELP HV_DEFAULT_HELP,
 	      stdout);
 }
 
@@ -462,11 +552,12 @@ static int hv_send(int argc, char **argv, struct ctl_opts *co)
 		{"version", no_argument, NULL, 'V'},
 		{"index", required_argument, NULL, OPT_INDEX},
 		{"hex", required_argument, NULL, OPT_HEX},
+		{"wait", no_argument, NULL, OPT_WAIT},
 		{NULL, 0, NULL, 0},
 	};
 	const char *hex = NULL;
 	unsigned long index = 0;
-	bool have_index = false;
+	bool have_index = false, wait = false;
 	struct buf msg = {0};
 	int c, r;
 
@@ -486,14 +577,22 @@ static int hv_send(int argc, char **argv, struct ctl_opts *co)
 		case OPT_HEX:
 			hex = optarg;
 			break;
+		case OPT_WAIT:
+			wait = true;
+			break;
 		case 'h':
-			fputs("Usage: vmcctl hv send [-c PATH] --index N (--hex HEX | TEXT)\n"
+			fputs("Usage: vmcctl hv send [-c PATH] [--wait] --index N (--hex HEX | TEXT)\n"
 			      "Inject an unsolicited hypervisor message on the session open at "
 			      "HMC\n"
-			      "index N (control line 'send N HEX').\n"
+			      "index N (control line 'send N HEX'). Without a session there (an\n"
+			      "application opens one with VMC_IOCTL_SETHMCID, e.g. vmcctl open)\n"
+			      "the hypervisor answers ENOTCONN.\n"
 			      "\n"
 			      "      --index N        HMC index (0..254)\n"
-			      "      --hex HEX        the message bytes in hex\n" CTL_OPTIONS_HELP,
+			      "      --hex HEX        the message bytes in hex\n"
+			      "      --wait           until a session is open at N (within the\n"
+			      "                       timeout) instead of failing with ENOTCONN\n"
+			      CTL_OPTIONS_HELP HV_DEFAULT_HELP,
 			      stdout);
 			return VMCCTL_OK;
 		case 'V':
@@ -548,7 +647,7 @@ static int hv_send(int argc, char **argv, struct ctl_opts *co)
 	}
 	snprintf(line, llen, "send %lu %s", index, enc);
 	free(enc);
-	r = ctl_request("send", co, line);
+	r = wait ? ctl_send_waiting(co, line) : ctl_request("send", co, line);
 	free(line);
 	return r;
 }
@@ -847,7 +946,7 @@ int cmd_trace(int argc, char **argv)
 			      "                       (default 5000, 0 = forever)\n"
 			      "  -h, --help           show this help\n"
 			      "  -V, --version        show the version\n"
-			      "\nThe socket defaults to $OPENVMC_CONTROL.\n",
+			      CTL_DEFAULT_HELP,
 			      stdout);
 			return VMCCTL_OK;
 		case 'V':
