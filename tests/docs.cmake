@@ -4,7 +4,12 @@
 # the run blocks run as written, one test per page, where the docs' "build"
 # is this build (the plain build of scripts/test.sh, not build-asan or a
 # package build).
-find_program(OVMC_PYTHON3 python3 REQUIRED)
+# python3 is a build dependency only for the tests (debian/control <!nocheck>).
+find_program(OVMC_PYTHON3 python3)
+if(NOT OVMC_PYTHON3)
+  message(STATUS "python3 not found: no docs tests")
+  return()
+endif()
 set(docs_test ${CMAKE_CURRENT_SOURCE_DIR}/docs_test.py)
 add_test(NAME docs.every_block_is_marked
   COMMAND ${OVMC_PYTHON3} ${docs_test} markers ${PROJECT_SOURCE_DIR})
