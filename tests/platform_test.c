@@ -1512,3 +1512,32 @@ TEST(remote_partition_rdma_reports_are_checked_counted_and_traced)
 	CHECK_EQ(ms.rdma_bytes, 164);
 	CHECK_EQ(ms.rdma_rejected, 1);
 }
+
+TEST(remote_partition_copy_out_is_traced_as_the_hypervisor_wrote_it)
+{
+	struct remote_fx *f = remote_new();
+	uint64_t from_hv[5] = {64, 0x81000002, 0x2010, 0x80000002, 0x3000};
+	size_t size;
+	uint8_t *hv = ovmc_vmc_hv_memory(f->vmc, &size);
+	uint8_t want[64];
+
+	ovmc_machine_set_trace(f->m, remote_trace, f);
+	memset(hv + 0x2000, 'a', 128);
+	ovmc_vmc_hv_wrote(f->vmc, 0x2000, 128);
+	/* The partition reused the buffer before the copy's report arrived. */
+	memset(hv + 0x2000, 'b', 128);
+	CHECK_EQ(ovmc_part_remote_rdma(f->part, OVMC_H_SUCCESS, from_hv), 0);
+	memset(want, 'a', sizeof(want));
+	CHECK_EQ(f->rdma_len, 64);
+	CHECK(memcmp(f->rdma_data, want, sizeof(want)) == 0);
+	/* A copy beyond what was written is traced from the window. */
+	from_hv[0] = 200;
+	CHECK_EQ(ovmc_part_remote_rdma(f->part, OVMC_H_SUCCESS, from_hv), 0);
+	CHECK(f->rdma_data == hv + 0x2010);
+	/* More writes than snapshots: the oldest goes, memory stays bounded. */
+	for (unsigned i = 0; i < OVMC_VMC_SNAPSHOTS; i++)
+		ovmc_vmc_hv_wrote(f->vmc, 0x8000 + i * 0x100, 16);
+	from_hv[0] = 64;
+	CHECK_EQ(ovmc_part_remote_rdma(f->part, OVMC_H_SUCCESS, from_hv), 0);
+	CHECK(f->rdma_data == hv + 0x2010);
+}

@@ -123,7 +123,10 @@ OVMC_API long ovmc_part_remote_crq(struct ovmc_part *p, unsigned entries);
  * A remote partition's device executed an H_COPY_RDMA with result `rc`
  * (args as the hcall's: len, source LIOBN and I/O address, destination
  * LIOBN and I/O address): counted and traced like one the machine
- * executes, the payload taken from the hypervisor window. Returns 0, or
+ * executes, the payload taken from the hypervisor window (for a copy out
+ * of it, from what ovmc_vmc_hv_wrote() kept, if it covers the range: by
+ * the time the report arrives the partition may have reused the buffer).
+ * Returns 0, or
  * -EINVAL for a success that cannot be one (not between the partition's
  * window and the hypervisor window, or outside them): nothing is counted.
  */
@@ -165,6 +168,15 @@ OVMC_API unsigned ovmc_vmc_hv_outstanding(const struct ovmc_vmc *v);
 OVMC_API unsigned ovmc_vmc_partition_queue_size(const struct ovmc_vmc *v);
 /* The hypervisor's buffer window (second pane of the partition). */
 OVMC_API void *ovmc_vmc_hv_memory(struct ovmc_vmc *v, size_t *size);
+/*
+ * The hypervisor core wrote [offset, offset + len) of its window for the
+ * partition to copy out. A remote partition's copies are reported after
+ * the fact, so for those the machine keeps a copy of what was written (the
+ * last OVMC_VMC_SNAPSHOTS writes, each at most OVMC_MAX_RDMA_LEN bytes) for
+ * the trace of the copy; for other partitions this does nothing.
+ */
+#define OVMC_VMC_SNAPSHOTS 64
+OVMC_API void ovmc_vmc_hv_wrote(struct ovmc_vmc *v, size_t offset, size_t len);
 OVMC_API uint32_t ovmc_vmc_hv_liobn(const struct ovmc_vmc *v);
 /* A remote partition's hypervisor window as a memfd sealed against
  * resizing (owned by the machine), -1 for any other. */

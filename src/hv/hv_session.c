@@ -6,6 +6,8 @@
  */
 #include "hv_core.h"
 
+#include <openvmc/machine.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +100,8 @@ static void send_now(struct ovmc_hv *hv, struct ovmc_hv_session *s, const void *
 	struct ovmc_entry m;
 
 	memcpy(buf_mem(hv, s->index, id), data, len);
+	if (hv->binding)
+		ovmc_vmc_hv_wrote(hv->binding, buf_lioba(hv, s->index, id), len);
 	s->bufs[id].state = BUF_PARTITION;
 	s->n_partition++;
 	hv->stats.messages_out++;

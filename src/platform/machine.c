@@ -49,6 +49,15 @@ struct ovmc_vmc {
 	void *hv_mem;
 	size_t hv_mem_size;
 	int hv_memfd; /* remote partitions only, else -1 */
+	/* Remote partitions: what the hypervisor core last wrote for them to
+	 * copy out (ovmc_vmc_hv_wrote()), oldest replaced first. */
+	struct hv_snapshot {
+		uint64_t offset;
+		uint32_t len;
+		uint32_t cap;
+		uint8_t *data;
+	} snap[OVMC_VMC_SNAPSHOTS];
+	unsigned snap_next;
 };
 
 struct ovmc_part {
@@ -191,6 +200,8 @@ static struct ovmc_vmc *vmc_create(struct ovmc_part *p)
 
 static void vmc_destroy(struct ovmc_vmc *v)
 {
+	for (unsigned i = 0; i < OVMC_VMC_SNAPSHOTS; i++)
+		free(v->snap[i].data);
 	munmap(v->hv_mem, v->hv_mem_size);
 	if (v->hv_memfd >= 0)
 		close(v->hv_memfd);
@@ -675,6 +686,46 @@ static bool in_window(uint64_t ioba, uint64_t len, uint64_t size)
 	return ioba <= size && len <= size - ioba;
 }
 
+void ovmc_vmc_hv_wrote(struct ovmc_vmc *v, size_t offset, size_t len)
+{
+	struct hv_snapshot *sn = NULL;
+
+	if (!is_remote(v->part) || !len || len > OVMC_MAX_RDMA_LEN ||
+	    !in_window(offset, len, v->hv_mem_size))
+		return;
+	for (unsigned i = 0; i < OVMC_VMC_SNAPSHOTS && !sn; i++)
+		if (v->snap[i].len && v->snap[i].offset == offset)
+			sn = &v->snap[i];
+	if (!sn)
+		sn = &v->snap[v->snap_next++ % OVMC_VMC_SNAPSHOTS];
+	if (sn->cap < len) {
+		uint8_t *d = realloc(sn->data, len);
+
+		if (!d) {
+			sn->len = 0; /* the trace falls back to the window */
+			return;
+		}
+		sn->data = d;
+		sn->cap = (uint32_t)len;
+	}
+	memcpy(sn->data, (uint8_t *)v->hv_mem + offset, len);
+	sn->offset = offset;
+	sn->len = (uint32_t)len;
+}
+
+/* What the hypervisor wrote at [ioba, ioba + len), if a snapshot holds it. */
+static const uint8_t *hv_snapshot_of(const struct ovmc_vmc *v, uint64_t ioba, uint64_t len)
+{
+	for (unsigned i = 0; i < OVMC_VMC_SNAPSHOTS; i++) {
+		const struct hv_snapshot *sn = &v->snap[i];
+
+		if (sn->len && ioba >= sn->offset && len <= sn->len &&
+		    ioba - sn->offset <= sn->len - len)
+			return sn->data + (ioba - sn->offset);
+	}
+	return NULL;
+}
+
 int ovmc_part_remote_rdma(struct ovmc_part *p, long rc, const uint64_t args[5])
 {
 	struct ovmc_vmc *v = p->vmc;
@@ -708,7 +759,9 @@ int ovmc_part_remote_rdma(struct ovmc_part *p, long rc, const uint64_t args[5])
 		memcpy(ev.args, args, sizeof(ev.args));
 		ev.opcode = OVMC_H_COPY_RDMA;
 		if (rc == OVMC_H_SUCCESS) {
-			ev.data = (uint8_t *)v->hv_mem + h_ioba;
+			const uint8_t *kept = to_hv ? NULL : hv_snapshot_of(v, h_ioba, len);
+
+			ev.data = kept ? kept : (const uint8_t *)v->hv_mem + h_ioba;
 			ev.data_len = len;
 			ev.to_hv = to_hv;
 			p->m->trace(p->m->trace_arg, &ev);
