@@ -758,7 +758,6 @@ int ovmc_guest_server_new(const struct ovmc_guest_server_config *cfg,
 	struct ovmc_guest_server *s;
 	struct sockaddr_un sa;
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-	struct stat st;
 	bool removed;
 	size_t len;
 	int rc;
@@ -812,25 +811,9 @@ int ovmc_guest_server_new(const struct ovmc_guest_server_config *cfg,
 		slog(s, OVMC_LOG_INFO, "guest: removing stale socket %s", s->path);
 	if (rc)
 		goto fail;
-	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (s->listen_fd < 0) {
-		rc = -errno;
+	rc = ovmc_xp_listen(&sa, SOCK_STREAM, LISTEN_BACKLOG, &s->listen_fd, &s->sock_dev, &s->sock_ino);
+	if (rc)
 		goto fail;
-	}
-	if (bind(s->listen_fd, (const struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		rc = errno == EADDRINUSE ? -EEXIST : -errno;
-		goto fail;
-	}
-	if (lstat(s->path, &st) < 0) {
-		rc = -errno;
-		goto fail_bound;
-	}
-	s->sock_dev = st.st_dev;
-	s->sock_ino = st.st_ino;
-	if (listen(s->listen_fd, LISTEN_BACKLOG) < 0) {
-		rc = -errno;
-		goto fail_bound;
-	}
 	s->ep = epoll_create1(EPOLL_CLOEXEC);
 	if (s->ep < 0 || epoll_ctl(s->ep, EPOLL_CTL_ADD, s->listen_fd, &ev) < 0) {
 		rc = -errno;

@@ -179,3 +179,29 @@ int ovmc_xp_clear_stale(const struct sockaddr_un *sa, int type, bool *removed)
 		return -rc;
 	}
 }
+
+int ovmc_xp_listen(const struct sockaddr_un *sa, int type, int backlog, int *fd, dev_t *dev,
+		   ino_t *ino)
+{
+	struct stat st;
+	int s = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), rc;
+
+	if (s < 0)
+		return -errno;
+	if (bind(s, (const struct sockaddr *)sa, sizeof(*sa)) < 0) {
+		/* Lost a race with another server starting on the same path. */
+		rc = errno == EADDRINUSE ? -EEXIST : -errno;
+		close(s);
+		return rc;
+	}
+	if (lstat(sa->sun_path, &st) < 0 || listen(s, backlog) < 0) {
+		rc = -errno;
+		unlink(sa->sun_path);
+		close(s);
+		return rc;
+	}
+	*fd = s;
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	return 0;
+}

@@ -157,5 +157,14 @@ int ovmc_xp_prepare_dir(const char *path, char **made);
  * socket, is -EEXIST. Returns 0 when the path is free.
  */
 int ovmc_xp_clear_stale(const struct sockaddr_un *sa, int type, bool *removed);
+/*
+ * Bind and listen on `sa` (a free path, see ovmc_xp_clear_stale()) with a
+ * non-blocking close-on-exec socket of `type`: *fd, and the socket file's
+ * identity, so that the server removes it at exit only if it is still its
+ * own. Returns 0, -EEXIST when another server bound it first, or -errno
+ * (the socket file it made is removed again).
+ */
+int ovmc_xp_listen(const struct sockaddr_un *sa, int type, int backlog, int *fd, dev_t *dev,
+		   ino_t *ino);
 
 #endif

@@ -607,7 +607,6 @@ int ovmc_xproc_server_new(const struct ovmc_xproc_server_config *cfg,
 	struct ovmc_xproc_server *s;
 	struct sockaddr_un sa;
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-	struct stat st;
 	size_t len;
 	int rc;
 
@@ -654,26 +653,9 @@ int ovmc_xproc_server_new(const struct ovmc_xproc_server_config *cfg,
 	rc = clear_stale(s, &sa);
 	if (rc)
 		goto fail;
-	s->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (s->listen_fd < 0) {
-		rc = -errno;
+	rc = ovmc_xp_listen(&sa, SOCK_SEQPACKET, LISTEN_BACKLOG, &s->listen_fd, &s->sock_dev, &s->sock_ino);
+	if (rc)
 		goto fail;
-	}
-	if (bind(s->listen_fd, (const struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		/* Lost a race with another server starting on the same path. */
-		rc = errno == EADDRINUSE ? -EEXIST : -errno;
-		goto fail;
-	}
-	if (lstat(s->path, &st) < 0) {
-		rc = -errno;
-		goto fail_bound;
-	}
-	s->sock_dev = st.st_dev;
-	s->sock_ino = st.st_ino;
-	if (listen(s->listen_fd, LISTEN_BACKLOG) < 0) {
-		rc = -errno;
-		goto fail_bound;
-	}
 	s->ep = epoll_create1(EPOLL_CLOEXEC);
 	if (s->ep < 0 || epoll_ctl(s->ep, EPOLL_CTL_ADD, s->listen_fd, &ev) < 0) {
 		rc = -errno;
