@@ -5,7 +5,7 @@
 #
 #   scripts/fuzz.sh TARGET|all [SECONDS] [LIBFUZZER-OPTIONS...]
 #
-# TARGET: wire, drv, hv, router, pcapng, ctl (all: each in turn).
+# TARGET: wire, drv, hv, router, pcapng, ctl, guest (all: each in turn).
 # SECONDS: default 60. Options go to libFuzzer as they are, for example
 # -runs=10000000 (then SECONDS is only an upper bound) or -jobs=1.
 # Builds build-fuzz/ (or $OVMC_FUZZ_BUILD) with clang first (-DOVMC_FUZZ=ON). New inputs
@@ -13,7 +13,7 @@
 # build-fuzz/fuzz/crashes/TARGET/; the last lines are libFuzzer's stats.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-targets=(wire drv hv router pcapng ctl)
+targets=(wire drv hv router pcapng ctl guest)
 [ $# -ge 1 ] || { sed -n '3,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 case $1 in -h | --help) sed -n '3,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 target=$1
