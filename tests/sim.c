@@ -425,13 +425,6 @@ void sim_free(void *arg)
 
 /* ---- pumping ---- */
 
-static bool irq_pending(struct sim *s)
-{
-	struct pollfd pfd = {.fd = ovmc_platform_irq_fd(s->plat), .events = POLLIN};
-
-	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
-}
-
 static uint64_t next_deadline(const struct sim *s)
 {
 	uint64_t d = s->hold_drv ? OVMC_TIME_NEVER : ovmc_drv_next_deadline(s->drv);
@@ -463,8 +456,8 @@ void sim_run(struct sim *s)
 				n++;
 			}
 		}
-		if (!s->hold_drv && irq_pending(s)) {
-			ovmc_platform_irq_ack(s->plat);
+		/* The driver's own ack inside finds nothing more to consume. */
+		if (!s->hold_drv && ovmc_platform_irq_ack(s->plat)) {
 			n += ovmc_drv_handle_interrupt(s->drv, s->now);
 		}
 		if (!s->hold_drv && ovmc_drv_next_deadline(s->drv) <= s->now) {

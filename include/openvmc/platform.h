@@ -137,11 +137,12 @@ OVMC_API void *ovmc_platform_memory(struct ovmc_platform *p, size_t *size);
 /*
  * File descriptor that becomes readable when the CRQ interrupt fires.
  * Owned by the platform. ovmc_platform_irq_ack() consumes the pending
- * interrupt (the EOI); entries may still be waiting, so poll the queue
- * after acknowledging.
+ * interrupt (the EOI) and returns 1 if there was one, else 0; entries may
+ * still be waiting either way, so poll the queue after acknowledging. An
+ * in-process platform is raised and acknowledged from one thread.
  */
 OVMC_API int ovmc_platform_irq_fd(struct ovmc_platform *p);
-OVMC_API void ovmc_platform_irq_ack(struct ovmc_platform *p);
+OVMC_API int ovmc_platform_irq_ack(struct ovmc_platform *p);
 
 /*
  * Whether the platform is still reachable. A cross-process platform whose

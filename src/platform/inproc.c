@@ -43,11 +43,17 @@ static const struct ovmc_platform_ops inproc_ops = {
 	.destroy = inproc_destroy,
 };
 
+/* While the eventfd is readable, a further entry needs no write: the
+ * handler woken by the first one scans the whole queue after its ack. */
 static void inproc_raise(void *arg)
 {
+	struct ovmc_platform *p = arg;
 	uint64_t one = 1;
-	ssize_t n = write(*(int *)arg, &one, sizeof(one));
+	ssize_t n;
 
+	if (__atomic_exchange_n(&p->irq_latched, true, __ATOMIC_SEQ_CST))
+		return;
+	n = write(p->irq_fd, &one, sizeof(one));
 	(void)n; /* an eventfd at its maximum is still readable: nothing is lost */
 }
 
@@ -80,8 +86,9 @@ int ovmc_inproc_new(struct ovmc_machine *m, const struct ovmc_inproc_config *cfg
 	pc.mem = ip->base.mem;
 	pc.mem_size = size;
 	ip->base.irq_polled = cfg->irq_polled;
+	ip->base.irq_latch_used = !cfg->irq_polled;
 	pc.raise_irq = cfg->irq_polled ? NULL : inproc_raise;
-	pc.irq_arg = &ip->base.irq_fd;
+	pc.irq_arg = &ip->base;
 	pc.vmc_present = cfg->vmc_present;
 	pc.request_vmc_rc = cfg->request_vmc_rc;
 	pc.drc_index = cfg->drc_index;

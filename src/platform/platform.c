@@ -88,15 +88,19 @@ int ovmc_platform_irq_fd(struct ovmc_platform *p)
 	return p->irq_fd;
 }
 
-void ovmc_platform_irq_ack(struct ovmc_platform *p)
+int ovmc_platform_irq_ack(struct ovmc_platform *p)
 {
 	uint64_t v;
+	ssize_t n;
 
-	if (p->irq_polled)
-		return;
+	if (p->irq_polled || (p->irq_latch_used && !p->irq_latched))
+		return 0;
 	/* An eventfd without EFD_SEMAPHORE: one read takes the whole count. */
-	if (read(p->irq_fd, &v, sizeof(v)) < 0)
-		return;
+	n = read(p->irq_fd, &v, sizeof(v));
+	/* After the read: a raise that still saw the latch set wrote its entry
+	 * before this point, so the caller's scan that follows finds it. */
+	__atomic_store_n(&p->irq_latched, false, __ATOMIC_SEQ_CST);
+	return n == (ssize_t)sizeof(v);
 }
 
 int ovmc_platform_alive(struct ovmc_platform *p)

@@ -24,6 +24,11 @@ struct ovmc_platform {
 	size_t mem_size;
 	int irq_fd; /* eventfd */
 	bool irq_polled; /* never written: nothing to acknowledge */
+	/* In-process raiser (one thread drives machine and driver): the latch
+	 * says whether the eventfd is readable, so most raises and acks need
+	 * no syscall. */
+	bool irq_latch_used;
+	bool irq_latched;
 };
 
 #endif
