@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
 	*) args+=("$1"); shift ;;
 	esac
 done
-cmake -S . -B "$out" -DCMAKE_BUILD_TYPE=Release -DOVMC_BUILD_TESTS=OFF >/dev/null
+cmake -S . -B "$out" -DCMAKE_BUILD_TYPE=Release -DOVMC_WERROR=ON -DOVMC_BUILD_TESTS=OFF >/dev/null
 cmake --build "$out" -j"$(nproc)" >/dev/null
 "$out/bench/ovmc-bench" --bin-dir "$out/src/daemon" --csv "$out/bench.csv" \
 	--json "$out/bench.json" ${args[@]+"${args[@]}"}

@@ -149,7 +149,7 @@ void ovmc_log_stamp(char *buf, size_t size)
 	gettimeofday(&tv, NULL);
 	localtime_r(&tv.tv_sec, &tm);
 	strftime(hms, sizeof(hms), "%H:%M:%S", &tm);
-	snprintf(buf, size, "%s.%03ld", hms, (long)(tv.tv_usec / 1000));
+	snprintf(buf, size, "%s.%03u", hms, (unsigned)(tv.tv_usec / 1000) % 1000u);
 }
 
 /* One whole line to the sink; false if it would have blocked. */

@@ -72,7 +72,7 @@ static int open_socket(const struct socket_be *sb, bool nonblock, int *out)
 static int socket_connect(struct ovmc_peer *p)
 {
 	struct socket_be *sb = (struct socket_be *)p;
-	int fd, rc = open_socket(sb, true, &fd);
+	int fd = -1, rc = open_socket(sb, true, &fd);
 
 	if (rc < 0)
 		return rc;
@@ -193,7 +193,7 @@ int ovmc_backend_socket_new(const char *args, const struct ovmc_backend_env *env
 			    struct ovmc_backend *out)
 {
 	struct socket_be *sb;
-	int rc, fd;
+	int rc, fd = -1;
 
 	if (!args || !*args) {
 		ovmc_backend_log(env, OVMC_LOG_ERROR,
