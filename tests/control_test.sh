@@ -97,4 +97,40 @@ test_hv_send_without_a_session_says_how_one_opens_and_wait_waits_for_it() {
 		stop $a'
 }
 
+test_hv_send_finds_the_partition_with_the_session_or_the_one_named() {
+	in_private_run '
+		hvd=$(dirname "$openvmc")/openvmc-hvd drvd=$(dirname "$openvmc")/openvmcd
+		"$hvd" --foreground --socket /tmp/hv/sock 2>/tmp/hv.log & h=$!
+		up /run/openvmc/hv.ctl $h /tmp/hv.log
+		"$drvd" --foreground --socket /tmp/hv/sock --control none --no-device /tmp/p1 2>/tmp/p1.log & p1=$!
+		up /tmp/p1/ibmvmc.sock $p1 /tmp/p1.log
+		"$drvd" --foreground --socket /tmp/hv/sock --control none --no-device /tmp/p2 2>/tmp/p2.log & p2=$!
+		up /tmp/p2/ibmvmc.sock $p2 /tmp/p2.log
+		"$vmcctl" --socket /tmp/p1/ibmvmc.sock query --wait-ready >/dev/null
+		"$vmcctl" --socket /tmp/p2/ibmvmc.sock query --wait-ready >/dev/null
+		# Only the second partition has a session at index 0: it gets the message.
+		"$vmcctl" --socket /tmp/p2/ibmvmc.sock open --hmc-id two --expect 1 >/tmp/out2 & c2=$!
+		"$vmcctl" hv send --wait --index 0 to-two >/dev/null
+		wait $c2
+		grep -q "^to-two" /tmp/out2 || { cat /tmp/out2; echo "FAIL: not delivered" >&2; exit 1; }
+		# Sessions at index 0 on both: ambiguous until one is named.
+		"$vmcctl" --socket /tmp/p1/ibmvmc.sock open --hmc-id one --expect 1 >/tmp/out1 & c1=$!
+		"$vmcctl" --socket /tmp/p2/ibmvmc.sock open --hmc-id two --expect 1 >/tmp/out2 & c2=$!
+		for i in $(seq 500); do
+			[ "$("$vmcctl" hv sessions | grep -c "index 0: open")" = 2 ] && break
+			[ $i = 500 ] && { "$vmcctl" hv sessions; echo "FAIL: sessions" >&2; exit 1; }
+			sleep 0.01
+		done
+		rc=0; "$vmcctl" hv send --index 0 x 2>/tmp/err || rc=$?
+		[ $rc = 1 ] && grep -q "ENOTUNIQ" /tmp/err || { cat /tmp/err; echo "FAIL: exit $rc" >&2; exit 1; }
+		part=$("$vmcctl" hv sessions | grep "index 0: open.*\"one\"" | cut -d" " -f2)
+		"$vmcctl" hv send --partition "$part" --index 0 to-one >/dev/null
+		wait $c1
+		grep -q "^to-one" /tmp/out1 || { cat /tmp/out1; echo "FAIL: not delivered" >&2; exit 1; }
+		rc=0; "$vmcctl" hv send --partition 99 --index 0 x 2>/tmp/err || rc=$?
+		[ $rc = 1 ] && grep -q "ENOENT: no VMC of partition 99" /tmp/err || { cat /tmp/err; exit 1; }
+		kill $c2 2>/dev/null || true
+		stop $p1; stop $p2; stop $h'
+}
+
 . "$(dirname "$0")/harness.sh"

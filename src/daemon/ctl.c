@@ -140,9 +140,8 @@ static int hex_value(int ch)
 
 static int cmd_send(struct ctl *c, char *args, FILE *body, struct cmd_error *e)
 {
-	char *save = NULL, *idx_s = strtok_r(args, " \t", &save);
-	char *hex = strtok_r(NULL, " \t", &save);
-	unsigned long idx;
+	char *save = NULL, *idx_s = strtok_r(args, " \t", &save), *hex;
+	unsigned long idx, part = 0;
 	uint8_t *msg;
 	size_t len;
 	char *end;
@@ -150,8 +149,18 @@ static int cmd_send(struct ctl *c, char *args, FILE *body, struct cmd_error *e)
 
 	if (need_hv(c, e))
 		return e->err;
+	if (idx_s && strcmp(idx_s, "partition") == 0) {
+		char *p_s = strtok_r(NULL, " \t", &save);
+
+		errno = 0;
+		part = p_s ? strtoul(p_s, &end, 0) : 0;
+		if (!p_s || errno || *end || part == 0 || part > UINT32_MAX)
+			return fail(e, -EINVAL, "bad partition \"%s\"", p_s ? p_s : "");
+		idx_s = strtok_r(NULL, " \t", &save);
+	}
+	hex = strtok_r(NULL, " \t", &save);
 	if (!idx_s || !hex || strtok_r(NULL, " \t", &save))
-		return fail(e, -EINVAL, "usage: send <hmc-index> <hex>");
+		return fail(e, -EINVAL, "usage: send [partition <id>] <hmc-index> <hex>");
 	errno = 0;
 	idx = strtoul(idx_s, &end, 0);
 	if (errno || *end || idx > 255)
@@ -173,7 +182,7 @@ static int cmd_send(struct ctl *c, char *args, FILE *body, struct cmd_error *e)
 		}
 		msg[i] = (uint8_t)(hi << 4 | lo);
 	}
-	rc = hvhost_send(c->t.hv, (unsigned)idx, msg, len);
+	rc = hvhost_send(c->t.hv, (unsigned)part, (unsigned)idx, msg, len);
 	free(msg);
 	switch (rc) {
 	case 0:
@@ -181,6 +190,13 @@ static int cmd_send(struct ctl *c, char *args, FILE *body, struct cmd_error *e)
 		return 0;
 	case -ENODEV:
 		return fail(e, rc, "no VMC yet");
+	case -ENOENT:
+		return fail(e, rc, "no VMC of partition %lu; 'sessions' lists them", part);
+	case -ENOTUNIQ:
+		return fail(e, rc,
+			    "sessions at index %lu on several partitions: name one "
+			    "(send partition <id> ...); 'sessions' lists them",
+			    idx);
 	case -ENOTCONN:
 		return fail(e, rc,
 			    "no open session at index %lu: an application opens one (SETHMCID, "

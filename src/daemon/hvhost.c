@@ -256,13 +256,28 @@ struct ovmc_machine *hvhost_machine(struct hvhost *h)
 	return h->m;
 }
 
-int hvhost_send(struct hvhost *h, unsigned index, const void *data, size_t len)
+int hvhost_send(struct hvhost *h, unsigned partition, unsigned index, const void *data,
+		size_t len)
 {
-	struct ovmc_hv_session *s;
+	struct ovmc_hv_session *s = NULL;
+	bool found = false;
 
 	if (!h->cores)
 		return -ENODEV;
-	s = ovmc_hv_session_at(h->cores->hv, index);
+	for (struct core *c = h->cores; c; c = c->next) {
+		struct ovmc_hv_session *cs;
+
+		if (partition && c->partition != partition)
+			continue;
+		found = true;
+		cs = ovmc_hv_session_at(c->hv, index);
+		if (cs && s)
+			return -ENOTUNIQ;
+		if (cs)
+			s = cs;
+	}
+	if (!found)
+		return -ENOENT;
 	if (!s)
 		return -ENOTCONN;
 	return ovmc_hv_send(s, data, len);

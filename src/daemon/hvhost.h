@@ -41,10 +41,14 @@ struct ovmc_machine *hvhost_machine(struct hvhost *h);
 
 /*
  * Queue an unsolicited message on the open session at HMC `index` of the
- * first VMC. Returns 0, -ENODEV (no VMC yet), -ENOTCONN (no open session
- * there), -EMSGSIZE, -ENOBUFS (ovmc_hv_send()).
+ * VMC of `partition`, or with partition 0 of the one VMC that has a session
+ * open there. Returns 0, -ENODEV (no VMC yet), -ENOENT (no VMC of that
+ * partition), -ENOTCONN (no open session there), -ENOTUNIQ (partition 0
+ * and sessions at `index` on several VMCs), -EMSGSIZE, -ENOBUFS
+ * (ovmc_hv_send()).
  */
-int hvhost_send(struct hvhost *h, unsigned index, const void *data, size_t len);
+int hvhost_send(struct hvhost *h, unsigned partition, unsigned index, const void *data,
+		size_t len);
 /* ovmc_hv_restart() on every VMC; `event` is the transport event code. */
 void hvhost_restart(struct hvhost *h, uint8_t event);
 /*

@@ -24,7 +24,16 @@
 #include <unistd.h>
 
 /* Long options without a short form. */
-enum { OPT_INDEX = 0x100, OPT_HEX, OPT_FAILED, OPT_DEREGISTERED, OPT_COUNT, OPT_JSON, OPT_WAIT };
+enum {
+	OPT_INDEX = 0x100,
+	OPT_HEX,
+	OPT_FAILED,
+	OPT_DEREGISTERED,
+	OPT_COUNT,
+	OPT_JSON,
+	OPT_WAIT,
+	OPT_PARTITION,
+};
 
 struct ctl_opts {
 	const char *path;
@@ -534,7 +543,8 @@ static void hv_help(void)
 	fputs("Usage: vmcctl hv [-c PATH] COMMAND ...\n"
 	      "Control the emulated hypervisor through its control socket.\n"
 	      "\n"
-	      "  send --index N (--hex HEX | TEXT)  inject a hypervisor message on the\n"
+	      "  send [--partition P] --index N (--hex HEX | TEXT)\n"
+	      "                                     inject a hypervisor message on the\n"
 	      "                                     session open at HMC index N\n"
 	      "  restart [--deregistered]           restart the channel (the partition sees\n"
 	      "                                     its partner failed, or deregistered)\n"
@@ -553,10 +563,11 @@ static int hv_send(int argc, char **argv, struct ctl_opts *co)
 		{"index", required_argument, NULL, OPT_INDEX},
 		{"hex", required_argument, NULL, OPT_HEX},
 		{"wait", no_argument, NULL, OPT_WAIT},
+		{"partition", required_argument, NULL, OPT_PARTITION},
 		{NULL, 0, NULL, 0},
 	};
 	const char *hex = NULL;
-	unsigned long index = 0;
+	unsigned long index = 0, partition = 0;
 	bool have_index = false, wait = false;
 	struct buf msg = {0};
 	int c, r;
@@ -580,14 +591,22 @@ static int hv_send(int argc, char **argv, struct ctl_opts *co)
 		case OPT_WAIT:
 			wait = true;
 			break;
+		case OPT_PARTITION:
+			if (parse_ulong(optarg, 1, UINT32_MAX, &partition) < 0)
+				return usage_error("hv send", "invalid partition '%s'", optarg);
+			break;
 		case 'h':
-			fputs("Usage: vmcctl hv send [-c PATH] [--wait] --index N (--hex HEX | TEXT)\n"
+			fputs("Usage: vmcctl hv send [-c PATH] [--wait] [--partition P] --index N\n"
+			      "                      (--hex HEX | TEXT)\n"
 			      "Inject an unsolicited hypervisor message on the session open at "
 			      "HMC\n"
-			      "index N (control line 'send N HEX'). Without a session there (an\n"
-			      "application opens one with VMC_IOCTL_SETHMCID, e.g. vmcctl open)\n"
-			      "the hypervisor answers ENOTCONN.\n"
+			      "index N (control line 'send [partition P] N HEX'). Without a session\n"
+			      "there (an application opens one with VMC_IOCTL_SETHMCID, e.g. vmcctl\n"
+			      "open) the hypervisor answers ENOTCONN. With several partitions, the\n"
+			      "one that has a session at N, or the one given (ENOTUNIQ when several\n"
+			      "have one and none is given; 'vmcctl hv sessions' lists them).\n"
 			      "\n"
+			      "      --partition P    the partition (as 'hv sessions' shows it)\n"
 			      "      --index N        HMC index (0..254)\n"
 			      "      --hex HEX        the message bytes in hex\n"
 			      "      --wait           until a session is open at N (within the\n"
@@ -636,7 +655,7 @@ static int hv_send(int argc, char **argv, struct ctl_opts *co)
 	}
 
 	char *enc = hex_encode(msg.data, msg.len);
-	size_t llen = enc ? strlen(enc) + 32 : 0;
+	size_t llen = enc ? strlen(enc) + 48 : 0;
 	char *line = enc ? malloc(llen) : NULL;
 
 	buf_free(&msg);
@@ -645,7 +664,10 @@ static int hv_send(int argc, char **argv, struct ctl_opts *co)
 		err_errno("hv send", ENOMEM);
 		return VMCCTL_FAIL;
 	}
-	snprintf(line, llen, "send %lu %s", index, enc);
+	if (partition)
+		snprintf(line, llen, "send partition %lu %lu %s", partition, index, enc);
+	else
+		snprintf(line, llen, "send %lu %s", index, enc);
 	free(enc);
 	r = wait ? ctl_send_waiting(co, line) : ctl_request("send", co, line);
 	free(line);
