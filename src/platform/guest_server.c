@@ -39,7 +39,6 @@
 #define DEFAULT_MAX_PENDING 16u
 #define DEFAULT_HELLO_TIMEOUT_MS 3000u
 #define DEFAULT_HV_QUEUE 256u
-#define LISTEN_BACKLOG 64
 /* Input held per connection: what a device sends while one DELIVER waits
  * (its SENDs are bounded by the credit, its RDMA reports by the guest's
  * speed); a full buffer then means a device that does not answer. */
@@ -79,17 +78,11 @@ struct conn {
 
 struct ovmc_guest_server {
 	struct ovmc_guest_server_config cfg;
-	char *path;
-	char *made_dir; /* the socket's directory, if we created it */
-	int listen_fd;
-	int ep;
-	dev_t sock_dev;
-	ino_t sock_ino;
+	struct ovmc_xp_listener l; /* its timer: the earliest HELLO deadline */
 	/* Newest first, so the last one without a partition is the oldest. */
 	struct conn *conns;
 	unsigned n_conns;
 	unsigned n_pending;
-	int tfd; /* timerfd: the earliest HELLO deadline */
 	uint64_t armed_ms;
 	struct ovmc_guest_server_stats stats;
 };
@@ -176,7 +169,7 @@ static void conn_drop(struct conn *c, bool failed)
 	} else {
 		s->n_pending--;
 	}
-	epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
+	epoll_ctl(s->l.ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	free(c);
 }
@@ -593,14 +586,14 @@ static void arm_timer(struct ovmc_guest_server *s)
 		if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
 			its.it_value.tv_nsec = 1;
 	}
-	timerfd_settime(s->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+	timerfd_settime(s->l.tfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
 static void expire(struct ovmc_guest_server *s)
 {
 	uint64_t now = mono_ms(), n;
 
-	if (read(s->tfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+	if (read(s->l.tfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		slog(s, OVMC_LOG_WARN, "guest: timer: %s", strerror(errno));
 	s->armed_ms = UINT64_MAX;
 	for (struct conn *c = s->conns, *next; c; c = next) {
@@ -654,7 +647,7 @@ static void accept_conns(struct ovmc_guest_server *s)
 		socklen_t cl = sizeof(cred);
 		struct epoll_event ev = {.events = EPOLLIN};
 		struct conn *c;
-		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(s->l.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
@@ -692,7 +685,7 @@ static void accept_conns(struct ovmc_guest_server *s)
 		c->state = GL_AWAIT_HELLO;
 		c->deadline_ms = mono_ms() + s->cfg.hello_timeout_ms;
 		ev.data.ptr = c;
-		if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		if (epoll_ctl(s->l.ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			slog(s, OVMC_LOG_ERROR, "guest: epoll: %s", strerror(errno));
 			close(fd);
 			free(c);
@@ -710,7 +703,7 @@ static void accept_conns(struct ovmc_guest_server *s)
 void ovmc_guest_server_dispatch(struct ovmc_guest_server *s)
 {
 	struct epoll_event ev[EPOLL_EVENTS];
-	int n = epoll_wait(s->ep, ev, EPOLL_EVENTS, 0);
+	int n = epoll_wait(s->l.ep, ev, EPOLL_EVENTS, 0);
 
 	/* Each event touches only its own connection; accepting and expiring
 	 * may drop any, so they come last. */
@@ -756,23 +749,11 @@ int ovmc_guest_server_new(const struct ovmc_guest_server_config *cfg,
 			  struct ovmc_guest_server **out)
 {
 	struct ovmc_guest_server *s;
-	struct sockaddr_un sa;
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
 	bool removed;
-	size_t len;
 	int rc;
 
 	if (!cfg || !cfg->socket_path || !cfg->machine)
 		return -EINVAL;
-	len = strlen(cfg->socket_path);
-	if (len == 0)
-		return -EINVAL;
-	if (len >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	memcpy(sa.sun_path, cfg->socket_path, len);
-
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -789,64 +770,23 @@ int ovmc_guest_server_new(const struct ovmc_guest_server_config *cfg,
 		s->cfg.hello_timeout_ms = DEFAULT_HELLO_TIMEOUT_MS;
 	if (!s->cfg.deliver_timeout_ms)
 		s->cfg.deliver_timeout_ms = OVMC_GUEST_DEFAULT_TIMEOUT_MS;
-	s->listen_fd = -1;
-	s->ep = -1;
 	s->armed_ms = UINT64_MAX;
-	s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (s->tfd < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	s->path = strdup(cfg->socket_path);
-	if (!s->path) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	s->cfg.socket_path = s->path;
-	rc = ovmc_xp_prepare_dir(s->path, &s->made_dir);
-	if (rc)
-		goto fail;
-	rc = ovmc_xp_clear_stale(&sa, SOCK_STREAM, &removed);
+	rc = ovmc_xp_listener_open(&s->l, cfg->socket_path, SOCK_STREAM, &timer_tag, &removed);
 	if (removed)
-		slog(s, OVMC_LOG_INFO, "guest: removing stale socket %s", s->path);
-	if (rc)
-		goto fail;
-	rc = ovmc_xp_listen(&sa, SOCK_STREAM, LISTEN_BACKLOG, &s->listen_fd, &s->sock_dev, &s->sock_ino);
-	if (rc)
-		goto fail;
-	s->ep = epoll_create1(EPOLL_CLOEXEC);
-	if (s->ep < 0 || epoll_ctl(s->ep, EPOLL_CTL_ADD, s->listen_fd, &ev) < 0) {
-		rc = -errno;
-		goto fail_bound;
+		slog(s, OVMC_LOG_INFO, "guest: removing stale socket %s", cfg->socket_path);
+	if (rc) {
+		free(s);
+		return rc;
 	}
-	ev.data.ptr = &timer_tag;
-	if (epoll_ctl(s->ep, EPOLL_CTL_ADD, s->tfd, &ev) < 0) {
-		rc = -errno;
-		goto fail_bound;
-	}
-	slog(s, OVMC_LOG_INFO, "guest: listening on %s", s->path);
+	s->cfg.socket_path = s->l.path;
+	slog(s, OVMC_LOG_INFO, "guest: listening on %s", s->l.path);
 	*out = s;
 	return 0;
-fail_bound:
-	unlink(s->path);
-fail:
-	if (s->ep >= 0)
-		close(s->ep);
-	if (s->listen_fd >= 0)
-		close(s->listen_fd);
-	if (s->tfd >= 0)
-		close(s->tfd);
-	if (s->made_dir)
-		rmdir(s->made_dir);
-	free(s->made_dir);
-	free(s->path);
-	free(s);
-	return rc;
 }
 
 int ovmc_guest_server_fd(struct ovmc_guest_server *s)
 {
-	return s->ep;
+	return s->l.ep;
 }
 
 unsigned ovmc_guest_server_clients(const struct ovmc_guest_server *s)
@@ -921,21 +861,10 @@ void ovmc_guest_server_status(const struct ovmc_guest_server *s, FILE *out)
 
 void ovmc_guest_server_free(struct ovmc_guest_server *s)
 {
-	struct stat st;
-
 	if (!s)
 		return;
 	while (s->conns)
 		conn_drop(s->conns, false);
-	close(s->ep);
-	close(s->listen_fd);
-	close(s->tfd);
-	if (lstat(s->path, &st) == 0 && st.st_dev == s->sock_dev && st.st_ino == s->sock_ino)
-		unlink(s->path);
-	/* Only if empty: someone may have put something there meanwhile. */
-	if (s->made_dir)
-		rmdir(s->made_dir);
-	free(s->made_dir);
-	free(s->path);
+	ovmc_xp_listener_close(&s->l);
 	free(s);
 }

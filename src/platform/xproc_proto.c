@@ -5,8 +5,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -108,7 +110,7 @@ ssize_t ovmc_xp_recv(int sock, void *buf, size_t size, int flags, int *fds, unsi
  * The directory holding the socket: ours alone, created if missing (then
  * *made is that directory, to free()).
  */
-int ovmc_xp_prepare_dir(const char *path, char **made)
+static int prepare_dir(const char *path, char **made)
 {
 	char *dir = strdup(path);
 	char *slash;
@@ -147,7 +149,7 @@ out:
 	return rc;
 }
 
-int ovmc_xp_clear_stale(const struct sockaddr_un *sa, int type, bool *removed)
+static int clear_stale(const struct sockaddr_un *sa, int type, bool *removed)
 {
 	struct stat st;
 	int fd, rc;
@@ -180,8 +182,8 @@ int ovmc_xp_clear_stale(const struct sockaddr_un *sa, int type, bool *removed)
 	}
 }
 
-int ovmc_xp_listen(const struct sockaddr_un *sa, int type, int backlog, int *fd, dev_t *dev,
-		   ino_t *ino)
+static int bind_listen(const struct sockaddr_un *sa, int type, int backlog, int *fd, dev_t *dev,
+		       ino_t *ino)
 {
 	struct stat st;
 	int s = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), rc;
@@ -204,4 +206,66 @@ int ovmc_xp_listen(const struct sockaddr_un *sa, int type, int backlog, int *fd,
 	*dev = st.st_dev;
 	*ino = st.st_ino;
 	return 0;
+}
+
+#define LISTEN_BACKLOG 64
+
+int ovmc_xp_listener_open(struct ovmc_xp_listener *l, const char *path, int type,
+			  void *timer_tag, bool *removed)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t len = strlen(path);
+	int rc;
+
+	*l = (struct ovmc_xp_listener){.fd = -1, .ep = -1, .tfd = -1};
+	*removed = false;
+	if (len == 0)
+		return -EINVAL;
+	if (len >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, len);
+	l->path = strdup(path);
+	if (!l->path)
+		return -ENOMEM;
+	rc = prepare_dir(l->path, &l->made_dir);
+	if (!rc)
+		rc = clear_stale(&sa, type, removed);
+	if (!rc)
+		rc = bind_listen(&sa, type, LISTEN_BACKLOG, &l->fd, &l->dev, &l->ino);
+	if (rc) {
+		ovmc_xp_listener_close(l);
+		return rc;
+	}
+	l->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	l->ep = epoll_create1(EPOLL_CLOEXEC);
+	rc = l->tfd < 0 || l->ep < 0 || epoll_ctl(l->ep, EPOLL_CTL_ADD, l->fd, &ev) < 0 ? -errno : 0;
+	ev.data.ptr = timer_tag;
+	if (!rc && epoll_ctl(l->ep, EPOLL_CTL_ADD, l->tfd, &ev) < 0)
+		rc = -errno;
+	if (rc)
+		ovmc_xp_listener_close(l);
+	return rc;
+}
+
+void ovmc_xp_listener_close(struct ovmc_xp_listener *l)
+{
+	struct stat st;
+
+	if (l->ep >= 0)
+		close(l->ep);
+	if (l->tfd >= 0)
+		close(l->tfd);
+	if (l->fd >= 0) {
+		close(l->fd);
+		/* A successor may own the path by now: remove only our own file. */
+		if (lstat(l->path, &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino)
+			unlink(l->path);
+	}
+	/* Only if empty: a successor's socket, or the user's files, stay. */
+	if (l->made_dir)
+		rmdir(l->made_dir);
+	free(l->made_dir);
+	free(l->path);
+	*l = (struct ovmc_xp_listener){.fd = -1, .ep = -1, .tfd = -1};
 }

@@ -142,29 +142,34 @@ ssize_t ovmc_xp_recv(int sock, void *buf, size_t size, int flags, int *fds, unsi
 
 void ovmc_xp_close_fds(const int *fds, unsigned n);
 
-struct sockaddr_un;
 /*
- * The checks of a server's socket (docs/xproc.md, "Checks"), shared by the
- * partitions' and the guests' sockets. The directory holding `path` must
- * be ours alone (mode & 077 == 0); it is created 0700 if missing (then
- * *made is that directory, to free(), for the server to remove when it
- * goes). Returns 0, -EPERM, -ENOTDIR, -ENOMEM or the -errno of mkdir/lstat.
+ * A server's listening socket (the partitions' and the guests'): the file,
+ * the directory made for it, and an epoll set holding the socket (data.ptr
+ * NULL) and a timer (data.ptr `timer_tag`) for the server's deadlines.
  */
-int ovmc_xp_prepare_dir(const char *path, char **made);
+struct ovmc_xp_listener {
+	char *path;
+	char *made_dir; /* the socket's directory, if we created it */
+	int fd;		/* listening, non-blocking, close-on-exec */
+	int ep;
+	int tfd;	/* timerfd, not armed */
+	/* The socket file we bound, so that closing removes only ours. */
+	dev_t dev;
+	ino_t ino;
+};
+
 /*
- * A socket file left by a server that died (it refuses a connection of
- * `type`) is removed (*removed); a live server's, or a path that is not a
- * socket, is -EEXIST. Returns 0 when the path is free.
+ * The checks of docs/xproc.md, "Checks", then bind and listen: the
+ * directory holding `path` must be ours alone (mode & 077 == 0; made 0700
+ * if missing); a socket file left by a server that died (it refuses a
+ * connection of `type`) is removed (*removed); a live server's, or a path
+ * that is not a socket, is -EEXIST (also when another server binds it
+ * first). Returns 0, -EINVAL (empty path), -ENAMETOOLONG, -EPERM, -ENOTDIR,
+ * -EEXIST, -ENOMEM or another -errno; on failure nothing is left behind.
  */
-int ovmc_xp_clear_stale(const struct sockaddr_un *sa, int type, bool *removed);
-/*
- * Bind and listen on `sa` (a free path, see ovmc_xp_clear_stale()) with a
- * non-blocking close-on-exec socket of `type`: *fd, and the socket file's
- * identity, so that the server removes it at exit only if it is still its
- * own. Returns 0, -EEXIST when another server bound it first, or -errno
- * (the socket file it made is removed again).
- */
-int ovmc_xp_listen(const struct sockaddr_un *sa, int type, int backlog, int *fd, dev_t *dev,
-		   ino_t *ino);
+int ovmc_xp_listener_open(struct ovmc_xp_listener *l, const char *path, int type,
+			  void *timer_tag, bool *removed);
+/* Close it; the socket file goes if it is still ours, the directory if empty. */
+void ovmc_xp_listener_close(struct ovmc_xp_listener *l);
 
 #endif

@@ -35,7 +35,6 @@
 #define DEFAULT_MAX_CLIENTS 64u
 #define DEFAULT_MAX_PENDING 16u
 #define DEFAULT_ATTACH_TIMEOUT_MS 3000u
-#define LISTEN_BACKLOG 64
 /* Connections accepted per dispatch, so a flood of them cannot starve the
  * attached peers (epoll is level-triggered: the rest comes next time). */
 #define BATCH 16
@@ -56,19 +55,11 @@ struct client {
 
 struct ovmc_xproc_server {
 	struct ovmc_xproc_server_config cfg;
-	char *path;
-	int listen_fd;
-	int ep;
-	/* The socket file we bound, so that free removes only ours. */
-	dev_t sock_dev;
-	ino_t sock_ino;
-	/* The directory we made for it (else NULL): removed again, if empty. */
-	char *made_dir;
+	struct ovmc_xp_listener l; /* its timer: the earliest ATTACH deadline */
 	/* Newest first, so the last one not attached is the oldest. */
 	struct client *clients;
 	unsigned n_clients;
 	unsigned n_pending; /* connected, not attached */
-	int tfd;	    /* timerfd: the earliest ATTACH deadline */
 	uint64_t armed_ms;
 };
 
@@ -114,7 +105,7 @@ static void client_drop(struct client *c, bool failed)
 		munmap(c->mem, c->mem_size);
 	if (c->irq_fd >= 0)
 		close(c->irq_fd);
-	epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
+	epoll_ctl(s->l.ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	free(c);
 }
@@ -454,7 +445,7 @@ static void arm_timer(struct ovmc_xproc_server *s)
 		if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
 			its.it_value.tv_nsec = 1;
 	}
-	timerfd_settime(s->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+	timerfd_settime(s->l.tfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
 /* Connections that said nothing in time go; an attached one never expires. */
@@ -462,7 +453,7 @@ static void expire(struct ovmc_xproc_server *s)
 {
 	uint64_t now = mono_ms(), n;
 
-	if (read(s->tfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+	if (read(s->l.tfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		slog(s, OVMC_LOG_WARN, "xproc: timer: %s", strerror(errno));
 	s->armed_ms = UINT64_MAX;
 	for (struct client *c = s->clients, *next; c; c = next) {
@@ -516,7 +507,7 @@ static void accept_clients(struct ovmc_xproc_server *s)
 		socklen_t cl = sizeof(cred);
 		struct epoll_event ev = {.events = EPOLLIN};
 		struct client *c;
-		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(s->l.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
@@ -554,7 +545,7 @@ static void accept_clients(struct ovmc_xproc_server *s)
 		c->uid = cred.uid;
 		c->deadline_ms = mono_ms() + s->cfg.attach_timeout_ms;
 		ev.data.ptr = c;
-		if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		if (epoll_ctl(s->l.ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			slog(s, OVMC_LOG_ERROR, "xproc: epoll: %s", strerror(errno));
 			close(fd);
 			free(c);
@@ -571,7 +562,7 @@ static void accept_clients(struct ovmc_xproc_server *s)
 void ovmc_xproc_server_dispatch(struct ovmc_xproc_server *s)
 {
 	struct epoll_event ev[EPOLL_EVENTS];
-	int n = epoll_wait(s->ep, ev, EPOLL_EVENTS, 0);
+	int n = epoll_wait(s->l.ep, ev, EPOLL_EVENTS, 0);
 
 	/* Each event touches only its own connection, so dropping one cannot
 	 * invalidate another event of this batch; accepting may drop the
@@ -591,36 +582,15 @@ void ovmc_xproc_server_dispatch(struct ovmc_xproc_server *s)
 /* ---- listening ---- */
 
 /* A socket file left by a server that died is removed; a live one wins. */
-static int clear_stale(const struct ovmc_xproc_server *s, const struct sockaddr_un *sa)
-{
-	bool removed;
-	int rc = ovmc_xp_clear_stale(sa, SOCK_SEQPACKET, &removed);
-
-	if (removed)
-		slog(s, OVMC_LOG_INFO, "xproc: removing stale socket %s", sa->sun_path);
-	return rc;
-}
-
 int ovmc_xproc_server_new(const struct ovmc_xproc_server_config *cfg,
 			  struct ovmc_xproc_server **out)
 {
 	struct ovmc_xproc_server *s;
-	struct sockaddr_un sa;
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-	size_t len;
+	bool removed;
 	int rc;
 
 	if (!cfg || !cfg->socket_path || !cfg->machine)
 		return -EINVAL;
-	len = strlen(cfg->socket_path);
-	if (len == 0)
-		return -EINVAL;
-	if (len >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	memcpy(sa.sun_path, cfg->socket_path, len);
-
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -633,62 +603,23 @@ int ovmc_xproc_server_new(const struct ovmc_xproc_server_config *cfg,
 		s->cfg.max_pending = DEFAULT_MAX_PENDING;
 	if (!s->cfg.attach_timeout_ms)
 		s->cfg.attach_timeout_ms = DEFAULT_ATTACH_TIMEOUT_MS;
-	s->listen_fd = -1;
-	s->ep = -1;
 	s->armed_ms = UINT64_MAX;
-	s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (s->tfd < 0) {
-		rc = -errno;
-		goto fail;
+	rc = ovmc_xp_listener_open(&s->l, cfg->socket_path, SOCK_SEQPACKET, &timer_tag, &removed);
+	if (removed)
+		slog(s, OVMC_LOG_INFO, "xproc: removing stale socket %s", cfg->socket_path);
+	if (rc) {
+		free(s);
+		return rc;
 	}
-	s->path = strdup(cfg->socket_path);
-	if (!s->path) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	s->cfg.socket_path = s->path;
-	rc = ovmc_xp_prepare_dir(s->path, &s->made_dir);
-	if (rc)
-		goto fail;
-	rc = clear_stale(s, &sa);
-	if (rc)
-		goto fail;
-	rc = ovmc_xp_listen(&sa, SOCK_SEQPACKET, LISTEN_BACKLOG, &s->listen_fd, &s->sock_dev, &s->sock_ino);
-	if (rc)
-		goto fail;
-	s->ep = epoll_create1(EPOLL_CLOEXEC);
-	if (s->ep < 0 || epoll_ctl(s->ep, EPOLL_CTL_ADD, s->listen_fd, &ev) < 0) {
-		rc = -errno;
-		goto fail_bound;
-	}
-	ev.data.ptr = &timer_tag;
-	if (epoll_ctl(s->ep, EPOLL_CTL_ADD, s->tfd, &ev) < 0) {
-		rc = -errno;
-		goto fail_bound;
-	}
-	slog(s, OVMC_LOG_INFO, "xproc: listening on %s", s->path);
+	s->cfg.socket_path = s->l.path;
+	slog(s, OVMC_LOG_INFO, "xproc: listening on %s", s->l.path);
 	*out = s;
 	return 0;
-fail_bound:
-	unlink(s->path);
-fail:
-	if (s->ep >= 0)
-		close(s->ep);
-	if (s->listen_fd >= 0)
-		close(s->listen_fd);
-	if (s->tfd >= 0)
-		close(s->tfd);
-	if (s->made_dir)
-		rmdir(s->made_dir);
-	free(s->made_dir);
-	free(s->path);
-	free(s);
-	return rc;
 }
 
 int ovmc_xproc_server_fd(struct ovmc_xproc_server *s)
 {
-	return s->ep;
+	return s->l.ep;
 }
 
 unsigned ovmc_xproc_server_clients(const struct ovmc_xproc_server *s)
@@ -698,22 +629,10 @@ unsigned ovmc_xproc_server_clients(const struct ovmc_xproc_server *s)
 
 void ovmc_xproc_server_free(struct ovmc_xproc_server *s)
 {
-	struct stat st;
-
 	if (!s)
 		return;
 	while (s->clients)
 		client_drop(s->clients, false);
-	close(s->ep);
-	close(s->listen_fd);
-	close(s->tfd);
-	/* A successor may own the path by now: remove only our own file. */
-	if (lstat(s->path, &st) == 0 && st.st_dev == s->sock_dev && st.st_ino == s->sock_ino)
-		unlink(s->path);
-	/* Only if empty: a successor's socket, or the user's files, stay. */
-	if (s->made_dir)
-		rmdir(s->made_dir);
-	free(s->made_dir);
-	free(s->path);
+	ovmc_xp_listener_close(&s->l);
 	free(s);
 }
