@@ -57,6 +57,8 @@ CASES = [
     ('WELCOME with a reserved field set', lambda c: with_fd(c, welcome(pad=5), window())),
     ('WELCOME of 0 queue entries', lambda c: with_fd(c, welcome(entries=0), window())),
     ('a refusal with a descriptor', lambda c: with_fd(c, welcome(status=-28), window())),
+    ('a WELCOME after a refusal', lambda c: (c.sendall(welcome(status=-28)), time.sleep(0.2),
+                                             with_fd(c, welcome(), window()))),
     ('HV_STATE before WELCOME', lambda c: c.sendall(hdr(HV_STATE, 16) + bytes(16))),
     ('a second WELCOME', lambda c: (linked(c), c.sendall(welcome()))),
     ('CREDIT beyond the queue', lambda c: (linked(c), c.sendall(

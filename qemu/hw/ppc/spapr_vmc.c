@@ -76,6 +76,7 @@ struct SpaprVioVmc {
     uint32_t credit;
 
     int32_t last_refusal;
+    bool refused; /* on this connection: the daemon closes it next */
     uint64_t link_failures;
 };
 
@@ -212,6 +213,7 @@ static void vmc_link_down(SpaprVioVmc *s)
     s->hv_open = false;
     s->credit = 0;
     s->rx_len = 0;
+    s->refused = false;
     if (s->rx_fd >= 0) {
         close(s->rx_fd);
         s->rx_fd = -1;
@@ -244,6 +246,7 @@ static bool vmc_welcome(SpaprVioVmc *s, const uint8_t *b)
                          strerror(-status));
             s->last_refusal = status;
         }
+        s->refused = true;
         return true;
     }
     if (status > 0 || fd < 0 || open > 1 || ldl_he_p(b + 20) || !entries) {
@@ -296,7 +299,7 @@ static bool vmc_handle_msg(SpaprVioVmc *s, uint16_t type, uint32_t seq,
                            uint8_t *b)
 {
     if (type == VMC_MSG_WELCOME) {
-        return !s->linked && seq == 0 && vmc_welcome(s, b);
+        return !s->linked && !s->refused && seq == 0 && vmc_welcome(s, b);
     }
     if (!s->linked || s->rx_fd >= 0) {
         return false;
