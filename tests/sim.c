@@ -456,7 +456,6 @@ void sim_run(struct sim *s)
 				n++;
 			}
 		}
-		/* The driver's own ack inside finds nothing more to consume. */
 		if (!s->hold_drv && ovmc_platform_irq_ack(s->plat)) {
 			n += ovmc_drv_handle_interrupt(s->drv, s->now);
 		}

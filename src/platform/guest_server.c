@@ -749,7 +749,6 @@ int ovmc_guest_server_new(const struct ovmc_guest_server_config *cfg,
 			  struct ovmc_guest_server **out)
 {
 	struct ovmc_guest_server *s;
-	bool removed;
 	int rc;
 
 	if (!cfg || !cfg->socket_path || !cfg->machine)
@@ -771,15 +770,13 @@ int ovmc_guest_server_new(const struct ovmc_guest_server_config *cfg,
 	if (!s->cfg.deliver_timeout_ms)
 		s->cfg.deliver_timeout_ms = OVMC_GUEST_DEFAULT_TIMEOUT_MS;
 	s->armed_ms = UINT64_MAX;
-	rc = ovmc_xp_listener_open(&s->l, cfg->socket_path, SOCK_STREAM, &timer_tag, &removed);
-	if (removed)
-		slog(s, OVMC_LOG_INFO, "guest: removing stale socket %s", cfg->socket_path);
+	rc = ovmc_xp_listener_open(&s->l, cfg->socket_path, SOCK_STREAM, &timer_tag, "guest", cfg->log,
+				   cfg->log_user);
 	if (rc) {
 		free(s);
 		return rc;
 	}
 	s->cfg.socket_path = s->l.path;
-	slog(s, OVMC_LOG_INFO, "guest: listening on %s", s->l.path);
 	*out = s;
 	return 0;
 }

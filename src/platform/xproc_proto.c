@@ -3,6 +3,7 @@
 #include "xproc_proto.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -210,16 +211,28 @@ static int bind_listen(const struct sockaddr_un *sa, int type, int backlog, int 
 
 #define LISTEN_BACKLOG 64
 
-int ovmc_xp_listener_open(struct ovmc_xp_listener *l, const char *path, int type,
-			  void *timer_tag, bool *removed)
+static void __attribute__((format(printf, 3, 4)))
+say(ovmc_log_fn log, void *user, const char *fmt, ...)
 {
+	va_list ap;
+
+	if (!log)
+		return;
+	va_start(ap, fmt);
+	log(user, OVMC_LOG_INFO, fmt, ap);
+	va_end(ap);
+}
+
+int ovmc_xp_listener_open(struct ovmc_xp_listener *l, const char *path, int type,
+			  void *timer_tag, const char *who, ovmc_log_fn log, void *log_user)
+{
+	bool removed = false;
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	size_t len = strlen(path);
 	int rc;
 
 	*l = (struct ovmc_xp_listener){.fd = -1, .ep = -1, .tfd = -1};
-	*removed = false;
 	if (len == 0)
 		return -EINVAL;
 	if (len >= sizeof(sa.sun_path))
@@ -230,7 +243,9 @@ int ovmc_xp_listener_open(struct ovmc_xp_listener *l, const char *path, int type
 		return -ENOMEM;
 	rc = prepare_dir(l->path, &l->made_dir);
 	if (!rc)
-		rc = clear_stale(&sa, type, removed);
+		rc = clear_stale(&sa, type, &removed);
+	if (removed)
+		say(log, log_user, "%s: removing stale socket %s", who, path);
 	if (!rc)
 		rc = bind_listen(&sa, type, LISTEN_BACKLOG, &l->fd, &l->dev, &l->ino);
 	if (rc) {
@@ -245,6 +260,8 @@ int ovmc_xp_listener_open(struct ovmc_xp_listener *l, const char *path, int type
 		rc = -errno;
 	if (rc)
 		ovmc_xp_listener_close(l);
+	else
+		say(log, log_user, "%s: listening on %s", who, path);
 	return rc;
 }
 

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <openvmc/common.h>
+
 /* "OVMC" when the first four bytes are read in order on a little-endian host. */
 #define XPROC_MAGIC 0x434d564fu
 #define XPROC_VERSION 2u
@@ -164,11 +166,13 @@ struct ovmc_xp_listener {
  * if missing); a socket file left by a server that died (it refuses a
  * connection of `type`) is removed (*removed); a live server's, or a path
  * that is not a socket, is -EEXIST (also when another server binds it
- * first). Returns 0, -EINVAL (empty path), -ENAMETOOLONG, -EPERM, -ENOTDIR,
- * -EEXIST, -ENOMEM or another -errno; on failure nothing is left behind.
+ * first). The removal and the listening are logged through `log` (may be
+ * NULL), each line starting with "`who`: ". Returns 0, -EINVAL (empty
+ * path), -ENAMETOOLONG, -EPERM, -ENOTDIR, -EEXIST, -ENOMEM or another
+ * -errno; on failure nothing is left behind.
  */
 int ovmc_xp_listener_open(struct ovmc_xp_listener *l, const char *path, int type,
-			  void *timer_tag, bool *removed);
+			  void *timer_tag, const char *who, ovmc_log_fn log, void *log_user);
 /* Close it; the socket file goes if it is still ours, the directory if empty. */
 void ovmc_xp_listener_close(struct ovmc_xp_listener *l);
 

@@ -586,7 +586,6 @@ int ovmc_xproc_server_new(const struct ovmc_xproc_server_config *cfg,
 			  struct ovmc_xproc_server **out)
 {
 	struct ovmc_xproc_server *s;
-	bool removed;
 	int rc;
 
 	if (!cfg || !cfg->socket_path || !cfg->machine)
@@ -604,15 +603,13 @@ int ovmc_xproc_server_new(const struct ovmc_xproc_server_config *cfg,
 	if (!s->cfg.attach_timeout_ms)
 		s->cfg.attach_timeout_ms = DEFAULT_ATTACH_TIMEOUT_MS;
 	s->armed_ms = UINT64_MAX;
-	rc = ovmc_xp_listener_open(&s->l, cfg->socket_path, SOCK_SEQPACKET, &timer_tag, &removed);
-	if (removed)
-		slog(s, OVMC_LOG_INFO, "xproc: removing stale socket %s", cfg->socket_path);
+	rc = ovmc_xp_listener_open(&s->l, cfg->socket_path, SOCK_SEQPACKET, &timer_tag, "xproc", cfg->log,
+				   cfg->log_user);
 	if (rc) {
 		free(s);
 		return rc;
 	}
 	s->cfg.socket_path = s->l.path;
-	slog(s, OVMC_LOG_INFO, "xproc: listening on %s", s->l.path);
 	*out = s;
 	return 0;
 }
