@@ -10,7 +10,7 @@ set -euo pipefail
 # module, QEMU's build dependencies, its firmware, the initramfs tools.
 # clang and its runtime: the fuzz targets (fuzz/); valgrind: scripts/soak.sh --long.
 # gnuplot-nox: the benchmark's plot (bench/plot.sh, scripts/bench.sh).
-pkgs=(build-essential cmake pkg-config libfuse3-dev fuse3 tshark python3
+pkgs=(build-essential cmake pkg-config libfuse3-dev liburing-dev fuse3 tshark python3
 	dpkg-dev debhelper lintian systemd socat
 	gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross ninja-build meson libglib2.0-dev
 	libpixman-1-dev libfdt-dev zlib1g-dev flex bison qemu-system-data cpio xz-utils

@@ -67,17 +67,16 @@ static void on_irq(void *arg, int fd, uint32_t events)
 	flush(h);
 }
 
-static void on_dev(void *arg, int fd, uint32_t events)
+static void on_dev(void *arg, ssize_t n)
 {
 	struct drvhost *h = arg;
 
-	(void)events;
-	ovmc_dev_dispatch(h->dev);
+	ovmc_dev_received(h->dev, n);
 	if (h->sock)
 		ovmc_sock_flush(h->sock);
 	if (ovmc_dev_gone(h->dev)) {
 		/* Unmounted from outside: nothing left to serve. */
-		ovmc_loop_del(h->loop, fd);
+		ovmc_loop_del_reader(h->loop);
 		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "device %s is gone; stopping",
 			 ovmc_dev_path(h->dev));
 		ovmc_loop_stop(h->loop);
@@ -159,8 +158,15 @@ int drvhost_new(struct ovmc_loop *loop, struct ovmc_platform *plat,
 	}
 	h->lost = cfg->detached;
 	rc = h->lost ? 0 : watch_irq(h);
-	if (!rc && h->dev)
-		rc = ovmc_loop_add(loop, ovmc_dev_fd(h->dev), on_dev, h);
+	if (!rc && h->dev) {
+		size_t size;
+		void *buf = ovmc_dev_buffer(h->dev, &size);
+
+		rc = ovmc_loop_add_reader(loop, ovmc_dev_fd(h->dev), buf, size, on_dev, h);
+		if (!rc)
+			ovmc_log(OVMC_LOG_DEBUG, COMPONENT, "device requests through %s",
+				 ovmc_loop_backend(loop));
+	}
 	if (rc) {
 		ovmc_log(OVMC_LOG_ERROR, COMPONENT, "event loop: %s", ovmc_strerror(rc));
 		goto fail;
@@ -188,7 +194,7 @@ void drvhost_free(struct drvhost *h)
 	if (!h)
 		return;
 	if (h->dev) {
-		ovmc_loop_del(h->loop, ovmc_dev_fd(h->dev));
+		ovmc_loop_del_reader(h->loop);
 		ovmc_dev_free(h->dev);
 	}
 	ovmc_sock_free(h->sock);

@@ -4,6 +4,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef OVMC_HAVE_LIBURING
+#include <liburing.h>
+#endif
+
+#define COMPONENT "loop"
 #define MAX_IDLE 8
 /* Rounds of the idle hooks per pass while they kick each other; beyond,
  * the descriptors get their turn first (the timer fires at once). */
@@ -21,6 +27,14 @@
 /* epoll tags of the loop's own fds; watches carry pointers, never 1 or 2. */
 #define TIMER_TAG 1u
 #define SIGNAL_TAG 2u
+/* Reads per pass of a reader served through epoll: others get a turn. */
+#define READER_BATCH 64
+/* Only the epoll set's poll, the reader's read and a cancel are ever queued. */
+#define URING_ENTRIES 4
+/* io_uring user_data tags. */
+#define URING_EPOLL 1u
+#define URING_READ 2u
+#define URING_CANCEL 3u
 
 struct watch {
 	int fd;
@@ -29,8 +43,26 @@ struct watch {
 	struct watch *next;
 };
 
+struct reader {
+	int fd;
+	void *buf;
+	size_t size;
+	ovmc_loop_read_fn fn;
+	void *arg;
+	bool polled;	/* served through epoll: the loop has no io_uring, or the
+			 * kernel would not read this fd asynchronously */
+	bool in_flight; /* io_uring: a read submitted, its completion not seen */
+};
+
 struct ovmc_loop {
 	int epfd, tfd, sigfd;
+	bool has_reader;
+	struct reader reader;
+	bool uring_on;
+	bool epoll_armed; /* io_uring: the poll on epfd is queued */
+#ifdef OVMC_HAVE_LIBURING
+	struct io_uring ring;
+#endif
 	bool stop;
 	int signal;
 	struct watch *watches;
@@ -49,6 +81,29 @@ uint64_t ovmc_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* io_uring if the kernel gives it (a container's seccomp filter may not). */
+static void uring_start(struct ovmc_loop *l)
+{
+#ifdef OVMC_HAVE_LIBURING
+	const char *env = getenv("OPENVMC_IO_URING");
+	int rc;
+
+	if (env && !strcmp(env, "0")) {
+		ovmc_log(OVMC_LOG_DEBUG, COMPONENT, "OPENVMC_IO_URING=0: waiting in epoll");
+		return;
+	}
+	rc = io_uring_queue_init(URING_ENTRIES, &l->ring, 0);
+	if (rc) {
+		ovmc_log(OVMC_LOG_DEBUG, COMPONENT, "no io_uring (%s): waiting in epoll",
+			 strerror(-rc));
+		return;
+	}
+	l->uring_on = true;
+#else
+	(void)l;
+#endif
 }
 
 int ovmc_loop_new(struct ovmc_loop **out)
@@ -77,6 +132,7 @@ int ovmc_loop_new(struct ovmc_loop **out)
 	ev.data.u64 = SIGNAL_TAG;
 	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->sigfd, &ev))
 		goto fail;
+	uring_start(l);
 	*out = l;
 	return 0;
 fail:
@@ -91,6 +147,11 @@ void ovmc_loop_free(struct ovmc_loop *l)
 		return;
 	/* The daemon is going: what the log held back is said now. */
 	ovmc_log_flush();
+	ovmc_loop_del_reader(l);
+#ifdef OVMC_HAVE_LIBURING
+	if (l->uring_on)
+		io_uring_queue_exit(&l->ring);
+#endif
 	while (l->watches) {
 		struct watch *w = l->watches;
 
@@ -216,40 +277,213 @@ static void run_idle(struct ovmc_loop *l)
 	arm(l, next);
 }
 
-int ovmc_loop_run(struct ovmc_loop *l)
+/* Wait for the epoll set at most `timeout` ms and call what is ready. */
+static int epoll_pass(struct ovmc_loop *l, int timeout)
 {
 	struct epoll_event evs[MAX_EVENTS];
+	int n = epoll_wait(l->epfd, evs, MAX_EVENTS, timeout);
 
-	run_idle(l);
-	while (!l->stop) {
-		int n = epoll_wait(l->epfd, evs, MAX_EVENTS, -1);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	for (int i = 0; i < n && !l->stop; i++) {
+		if (evs[i].data.u64 == TIMER_TAG) {
+			uint64_t exp;
 
-		if (n < 0) {
-			if (errno == EINTR)
+			if (read(l->tfd, &exp, sizeof(exp)) < 0)
 				continue;
-			return -errno;
+			l->armed = UINT64_MAX;
+		} else if (evs[i].data.u64 == SIGNAL_TAG) {
+			struct signalfd_siginfo si;
+
+			if (read(l->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+				l->signal = (int)si.ssi_signo;
+				l->stop = true;
+			}
+		} else {
+			struct watch *w = evs[i].data.ptr;
+
+			if (watched(l, w))
+				w->fn(w->arg, w->fd, evs[i].events);
 		}
-		for (int i = 0; i < n && !l->stop; i++) {
-			if (evs[i].data.u64 == TIMER_TAG) {
-				uint64_t exp;
+	}
+	return 0;
+}
 
-				if (read(l->tfd, &exp, sizeof(exp)) < 0)
-					continue;
-				l->armed = UINT64_MAX;
-			} else if (evs[i].data.u64 == SIGNAL_TAG) {
-				struct signalfd_siginfo si;
+/* A reader served through epoll: read until the fd is empty (or a batch). */
+static void reader_ready(void *arg, int fd, uint32_t events)
+{
+	struct ovmc_loop *l = arg;
 
-				if (read(l->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-					l->signal = (int)si.ssi_signo;
-					l->stop = true;
-				}
-			} else {
-				struct watch *w = evs[i].data.ptr;
+	(void)events;
+	for (int i = 0; i < READER_BATCH && l->has_reader && !l->stop; i++) {
+		ssize_t n = read(fd, l->reader.buf, l->reader.size);
 
-				if (watched(l, w))
-					w->fn(w->arg, w->fd, evs[i].events);
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0 && errno == EINTR)
+			continue;
+		l->reader.fn(l->reader.arg, n < 0 ? -errno : n);
+	}
+}
+
+static int reader_poll(struct ovmc_loop *l)
+{
+	l->reader.polled = true;
+	return ovmc_loop_add(l, l->reader.fd, reader_ready, l);
+}
+
+int ovmc_loop_add_reader(struct ovmc_loop *l, int fd, void *buf, size_t size,
+			 ovmc_loop_read_fn fn, void *arg)
+{
+	int rc = 0;
+
+	if (l->has_reader)
+		return -EBUSY;
+	l->reader = (struct reader){.fd = fd, .buf = buf, .size = size, .fn = fn, .arg = arg};
+	if (!l->uring_on)
+		rc = reader_poll(l);
+	if (rc == 0)
+		l->has_reader = true;
+	return rc;
+}
+
+const char *ovmc_loop_backend(const struct ovmc_loop *l)
+{
+	return l->uring_on ? "io_uring" : "epoll";
+}
+
+#ifdef OVMC_HAVE_LIBURING
+static struct io_uring_sqe *uring_sqe(struct ovmc_loop *l, uint64_t tag)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+
+	/* Never more than URING_ENTRIES queued: the ring cannot be full. */
+	if (sqe)
+		io_uring_sqe_set_data64(sqe, tag);
+	return sqe;
+}
+
+/* A completion's effect on what is in flight; the read's result, if it is one. */
+static bool uring_seen(struct ovmc_loop *l, const struct io_uring_cqe *cqe, int *read_res)
+{
+	switch (io_uring_cqe_get_data64(cqe)) {
+	case URING_EPOLL:
+		l->epoll_armed = false;
+		return false;
+	case URING_READ:
+		l->reader.in_flight = false;
+		*read_res = cqe->res;
+		return true;
+	default: /* the cancel's own completion */
+		return false;
+	}
+}
+
+static void uring_read_done(struct ovmc_loop *l, int res)
+{
+	if (!l->has_reader || res == -EINTR || res == -ECANCELED)
+		return;
+	if (res == -EAGAIN) {
+		/* This fd's reads cannot wait in io_uring (O_NONBLOCK without
+		 * FMODE_NOWAIT): take it through epoll from now on. */
+		int rc = reader_poll(l);
+
+		ovmc_log(OVMC_LOG_DEBUG, COMPONENT, "fd %d: no asynchronous reads; through epoll",
+			 l->reader.fd);
+		if (rc) {
+			ovmc_log(OVMC_LOG_ERROR, COMPONENT, "fd %d: cannot watch: %s", l->reader.fd,
+				 strerror(-rc));
+			l->reader.fn(l->reader.arg, rc);
+		}
+		return;
+	}
+	l->reader.fn(l->reader.arg, res);
+}
+
+static int uring_run(struct ovmc_loop *l)
+{
+	while (!l->stop) {
+		struct io_uring_cqe *cqe;
+		struct io_uring_sqe *sqe;
+		bool got_read = false, epoll_ready;
+		int read_res = 0, rc;
+		unsigned head, n = 0;
+
+		if (!l->epoll_armed && (sqe = uring_sqe(l, URING_EPOLL))) {
+			io_uring_prep_poll_add(sqe, l->epfd, POLLIN);
+			l->epoll_armed = true;
+		}
+		if (l->has_reader && !l->reader.polled && !l->reader.in_flight &&
+		    (sqe = uring_sqe(l, URING_READ))) {
+			io_uring_prep_read(sqe, l->reader.fd, l->reader.buf, (unsigned)l->reader.size,
+					   0);
+			l->reader.in_flight = true;
+		}
+		/* One call: submit the next read, wait for it or the epoll set. */
+		rc = io_uring_submit_and_wait(&l->ring, 1);
+		if (rc < 0 && rc != -EINTR)
+			return rc;
+		io_uring_for_each_cqe(&l->ring, head, cqe) {
+			got_read |= uring_seen(l, cqe, &read_res);
+			n++;
+		}
+		io_uring_cq_advance(&l->ring, n);
+		epoll_ready = !l->epoll_armed;
+		if (got_read)
+			uring_read_done(l, read_res);
+		if (epoll_ready && !l->stop) {
+			rc = epoll_pass(l, 0);
+			if (rc)
+				return rc;
+		}
+		if (!l->stop)
+			run_idle(l);
+	}
+	return 0;
+}
+#endif
+
+void ovmc_loop_del_reader(struct ovmc_loop *l)
+{
+	if (!l->has_reader)
+		return;
+	l->has_reader = false;
+	if (l->reader.polled)
+		ovmc_loop_del(l, l->reader.fd);
+#ifdef OVMC_HAVE_LIBURING
+	if (l->reader.in_flight) {
+		struct io_uring_sqe *sqe = uring_sqe(l, URING_CANCEL);
+
+		/* The buffer may go once this returns: wait for the read's end. */
+		if (sqe)
+			io_uring_prep_cancel64(sqe, URING_READ, 0);
+		while (l->reader.in_flight) {
+			struct io_uring_cqe *cqe;
+			int res, rc = io_uring_submit_and_wait(&l->ring, 1);
+
+			if (rc < 0 && rc != -EINTR)
+				break;
+			while (io_uring_peek_cqe(&l->ring, &cqe) == 0) {
+				uring_seen(l, cqe, &res);
+				io_uring_cqe_seen(&l->ring, cqe);
 			}
 		}
+	}
+#endif
+}
+
+int ovmc_loop_run(struct ovmc_loop *l)
+{
+	run_idle(l);
+#ifdef OVMC_HAVE_LIBURING
+	if (l->uring_on)
+		return uring_run(l);
+#endif
+	while (!l->stop) {
+		int rc = epoll_pass(l, -1);
+
+		if (rc)
+			return rc;
 		if (!l->stop)
 			run_idle(l);
 	}

@@ -2,15 +2,23 @@
 /*
  * The daemons' event loop: one thread, epoll over file descriptors, one
  * timerfd armed at the earliest deadline the owner reports, and
- * SIGINT/SIGTERM through a signalfd. Idle means blocked in epoll_wait: no
+ * SIGINT/SIGTERM through a signalfd. Idle means blocked in one wait: no
  * periodic wake-ups. It also wakes when the log has rate-limited lines to
  * sum up (ovmc_log_tick()).
+ *
+ * Where the kernel allows io_uring (built with liburing, not refused by a
+ * seccomp filter, not turned off with OPENVMC_IO_URING=0), the loop blocks
+ * in io_uring_enter instead of epoll_wait, with the epoll set as one of
+ * its polls and a reader's read (ovmc_loop_add_reader()) as another: the
+ * call that submits the next read is the one that waits for it, so a
+ * request costs its read and its reply and nothing else.
  */
 #ifndef OVMC_LOOP_H
 #define OVMC_LOOP_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct ovmc_loop;
 
@@ -29,6 +37,24 @@ void ovmc_loop_free(struct ovmc_loop *l);
 /* Watch fd for EPOLLIN (and errors). Returns 0 or -errno. */
 int ovmc_loop_add(struct ovmc_loop *l, int fd, ovmc_loop_fd_fn fn, void *arg);
 int ovmc_loop_del(struct ovmc_loop *l, int fd);
+/*
+ * Called with what one read of a reader's fd into its buffer returned: a
+ * byte count, 0 at end of file, or a negative errno other than -EAGAIN.
+ */
+typedef void (*ovmc_loop_read_fn)(void *arg, ssize_t n);
+/*
+ * Read `fd` (non-blocking) into `buf` over and over, one read per call of
+ * `fn`, until ovmc_loop_del_reader(): through io_uring where the loop has
+ * it, else when epoll says it is readable (at most 64 reads per pass).
+ * `buf` must stay valid until then. One reader per loop: -EBUSY, or
+ * -ENOMEM, or the -errno of watching fd.
+ */
+int ovmc_loop_add_reader(struct ovmc_loop *l, int fd, void *buf, size_t size,
+			 ovmc_loop_read_fn fn, void *arg);
+/* Stop reading: a read in flight is cancelled before this returns. */
+void ovmc_loop_del_reader(struct ovmc_loop *l);
+/* "io_uring" or "epoll": how the loop waits. */
+const char *ovmc_loop_backend(const struct ovmc_loop *l);
 /* Add an idle hook (up to 8); all run after each batch, in the order added. */
 int ovmc_loop_add_idle(struct ovmc_loop *l, ovmc_loop_idle_fn fn, void *arg);
 /*

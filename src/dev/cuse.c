@@ -80,6 +80,7 @@ static void cuse_init_done(void *userdata)
 }
 
 static const struct cuse_lowlevel_ops cuse_ops = {
+	.init = ovmc_dev_op_init,
 	.init_done = cuse_init_done,
 	.open = cuse_open,
 	.read = cuse_read,

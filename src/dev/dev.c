@@ -40,11 +40,11 @@
 #include <unistd.h>
 
 #define COMPONENT "device"
-/* Requests handled per dispatch before the loop gets a turn again. */
-#define DISPATCH_BATCH 64
 /* The attributes only change on write (mtime); a short cache is enough. */
 #define ATTR_TIMEOUT_S 1.0
 #define FUSE_SUPER_MAGIC_VALUE 0x65735546
+/* sizeof(struct fuse_in_header) of the kernel ABI: a shorter read is broken. */
+#define FUSE_IN_HEADER_LEN 40u
 /* Stale mounts stacked on the path that ovmc_dev_new() will detach. */
 #define MAX_STALE_MOUNTS 8
 
@@ -650,7 +650,16 @@ static void fuse_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	ovmc_dev_op_poll(req, fi, ph);
 }
 
+void ovmc_dev_op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* A request must fit the owner's buffer (ovmc_dev_buffer()). */
+	if (conn->max_write > OVMC_DEV_MAX_WRITE)
+		conn->max_write = OVMC_DEV_MAX_WRITE;
+}
+
 static const struct fuse_lowlevel_ops fuse_ops = {
+	.init = ovmc_dev_op_init,
 	.getattr = fuse_getattr,
 	.setattr = fuse_setattr,
 	.open = fuse_open,
@@ -1093,7 +1102,8 @@ int ovmc_dev_new(const struct ovmc_dev_config *cfg, struct ovmc_drv *drv, struct
 	dev->path = strdup(cfg->cuse ? "/dev/" : cfg->path);
 	dev->cuse_name = cfg->cuse ? strdup(cfg->cuse_name) : NULL;
 	dev->rbuf = malloc(OVMC_DEV_MAX_READ);
-	if (!dev->path || !dev->rbuf || (cfg->cuse && !dev->cuse_name))
+	dev->reqbuf = malloc(OVMC_DEV_REQ_BUF);
+	if (!dev->path || !dev->rbuf || !dev->reqbuf || (cfg->cuse && !dev->cuse_name))
 		goto nomem;
 	if (cfg->cuse) {
 		char *full = malloc(strlen(dev->path) + strlen(dev->cuse_name) + 1);
@@ -1145,24 +1155,34 @@ const char *ovmc_dev_path(const struct ovmc_dev *dev)
 	return dev->path;
 }
 
-void ovmc_dev_dispatch(struct ovmc_dev *dev)
+void *ovmc_dev_buffer(struct ovmc_dev *dev, size_t *size)
 {
-	for (int i = 0; i < DISPATCH_BATCH && !dev->gone; i++) {
-		int rc = fuse_session_receive_buf(dev->se, &dev->buf);
+	*size = OVMC_DEV_REQ_BUF;
+	return dev->reqbuf;
+}
 
-		if (rc == -EAGAIN)
-			break;
-		if (rc == -EINTR)
-			continue;
-		if (rc <= 0) {
-			/* 0: unmounted (ENODEV) or the connection was aborted. */
-			dev->gone = true;
-			ovmc_log(OVMC_LOG_WARN, COMPONENT, "%s: the kernel ended the session%s%s",
-				 dev->path, rc ? ": " : " (unmounted)", rc ? strerror(-rc) : "");
-			break;
-		}
-		fuse_session_process_buf(dev->se, &dev->buf);
+void ovmc_dev_received(struct ovmc_dev *dev, ssize_t n)
+{
+	struct fuse_buf buf = {.mem = dev->reqbuf, .fd = -1};
+
+	if (dev->gone)
+		return;
+	/* ENOENT: the request was interrupted before we read it. */
+	if (n == -EINTR || n == -EAGAIN || n == -ENOENT)
+		return;
+	if (n <= 0 || (size_t)n < FUSE_IN_HEADER_LEN) {
+		/* 0 or ENODEV: unmounted, or the connection was aborted. */
+		dev->gone = true;
+		if (n == 0 || n == -ENODEV)
+			ovmc_log(OVMC_LOG_WARN, COMPONENT, "%s: the kernel ended the session (unmounted)",
+				 dev->path);
+		else
+			ovmc_log(OVMC_LOG_ERROR, COMPONENT, "%s: the kernel ended the session: %s",
+				 dev->path, n < 0 ? strerror((int)-n) : "a short request");
+		return;
 	}
+	buf.size = (size_t)n;
+	fuse_session_process_buf(dev->se, &buf);
 	ovmc_dev_flush(dev);
 }
 
@@ -1249,7 +1269,7 @@ void ovmc_dev_free(struct ovmc_dev *dev)
 	if (dev->created && unlink(dev->path) != 0)
 		ovmc_log(OVMC_LOG_WARN, COMPONENT, "cannot remove %s: %s", dev->path,
 			 strerror(errno));
-	free(dev->buf.mem);
+	free(dev->reqbuf);
 	free(dev->rbuf);
 	free(dev->path);
 	free(dev->cuse_name);

@@ -5,8 +5,9 @@
  * the file, mounted directly on it) or CUSE (a real character device where
  * the kernel has /dev/cuse).
  *
- * Single-threaded and driven by the owner's event loop: watch
- * ovmc_dev_fd() for input and call ovmc_dev_dispatch(). A blocking read()
+ * Single-threaded and driven by the owner's event loop: the owner reads
+ * ovmc_dev_fd() (non-blocking) into ovmc_dev_buffer(), one request per
+ * read, and hands each result to ovmc_dev_received(). A blocking read()
  * with nothing queued is parked and answered later; the owner reports
  * readiness changes from the driver's file_event callback with
  * ovmc_dev_file_event() and, after any driver call it makes itself
@@ -44,10 +45,17 @@ struct ovmc_dev_config {
  * the -errno of creating the file.
  */
 int ovmc_dev_new(const struct ovmc_dev_config *cfg, struct ovmc_drv *drv, struct ovmc_dev **out);
-/* Readable when requests wait. */
+/* Readable when requests wait; non-blocking. */
 int ovmc_dev_fd(struct ovmc_dev *dev);
-/* Handle the waiting requests (never blocks), then answer parked reads. */
-void ovmc_dev_dispatch(struct ovmc_dev *dev);
+/* Where to read a request into: owned by the device, *size bytes, which
+ * any request fits. */
+void *ovmc_dev_buffer(struct ovmc_dev *dev, size_t *size);
+/*
+ * One read of ovmc_dev_fd() into the buffer returned `n` (bytes, 0, or a
+ * negative errno): handle that request, then answer parked reads. End of
+ * file, -ENODEV or a short request end the session (ovmc_dev_gone()).
+ */
+void ovmc_dev_received(struct ovmc_dev *dev, ssize_t n);
 /* The kernel ended the session (unmounted from outside): stop serving. */
 bool ovmc_dev_gone(const struct ovmc_dev *dev);
 /* The path the application opens. */

@@ -43,7 +43,7 @@ struct ovmc_dev {
 	char *cuse_name;
 	struct ovmc_drv *drv;
 	struct fuse_session *se;
-	struct fuse_buf buf;
+	uint8_t *reqbuf; /* one request, read by the owner (ovmc_dev_buffer()) */
 	int fd;
 	int fd_last; /* FUSE: a copy of fd numbered above the watchdog's socket */
 	bool created; /* ovmc_dev_new() created the file at path */
@@ -70,8 +70,14 @@ struct ovmc_dev {
 
 /* Largest read() the driver can satisfy (its MTU limit). */
 #define OVMC_DEV_MAX_READ 65536u
+/* The kernel's largest write request (max_write): any write the driver
+ * could take arrives whole. */
+#define OVMC_DEV_MAX_WRITE 131072u
+/* Room for any request: libfuse's header allowance plus max_write. */
+#define OVMC_DEV_REQ_BUF (OVMC_DEV_MAX_WRITE + 4096u)
 
 /* Shared request handlers (FUSE and CUSE). */
+void ovmc_dev_op_init(void *userdata, struct fuse_conn_info *conn);
 void ovmc_dev_op_open(fuse_req_t req, struct fuse_file_info *fi);
 void ovmc_dev_op_read(fuse_req_t req, size_t size, struct fuse_file_info *fi);
 void ovmc_dev_op_write(fuse_req_t req, const char *buf, size_t size, struct fuse_file_info *fi);
