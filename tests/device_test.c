@@ -34,6 +34,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/utsname.h>
 #include <sys/un.h>
@@ -626,6 +627,39 @@ static int watchdogs(pid_t parent, pid_t *out, int max)
 	}
 	closedir(proc);
 	return n;
+}
+
+/* What the daemon's loop should wait with: io_uring when built with it,
+ * allowed here (no seccomp filter refusing it) and not turned off. */
+static const char *expected_backend(void)
+{
+#ifdef OVMC_HAVE_LIBURING
+	const char *env = getenv("OPENVMC_IO_URING");
+	unsigned char params[120] = {0}; /* struct io_uring_params */
+	long fd;
+
+	if (env && !strcmp(env, "0"))
+		return "epoll";
+	fd = syscall(__NR_io_uring_setup, 1, params);
+	if (fd < 0)
+		return "epoll";
+	close((int)fd);
+	return "io_uring";
+#else
+	return "epoll";
+#endif
+}
+
+TEST(requests_are_read_through_the_loops_wait)
+{
+	struct daemon *d = start((const char *const[]){"--log-level", "debug", NULL});
+	char want[64];
+
+	CLIENT("wait-ready", d->path);
+	snprintf(want, sizeof(want), "device requests through %s", expected_backend());
+	CHECK(log_has(d, 0, want));
+	/* Both ways carry the ABI: this suite also runs as device-epoll. */
+	CLIENT("echo", d->path, "HMC-WAIT", "20", "4096");
 }
 
 TEST(stale_mount_is_detached_at_start)

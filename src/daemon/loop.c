@@ -349,7 +349,7 @@ int ovmc_loop_add_reader(struct ovmc_loop *l, int fd, void *buf, size_t size,
 
 const char *ovmc_loop_backend(const struct ovmc_loop *l)
 {
-	return l->uring_on ? "io_uring" : "epoll";
+	return l->uring_on && !l->reader.polled ? "io_uring" : "epoll";
 }
 
 #ifdef OVMC_HAVE_LIBURING
@@ -400,45 +400,37 @@ static void uring_read_done(struct ovmc_loop *l, int res)
 	l->reader.fn(l->reader.arg, res);
 }
 
-static int uring_run(struct ovmc_loop *l)
+/* One wait of the loop in io_uring: for the reader's read or the epoll set. */
+static int uring_pass(struct ovmc_loop *l)
 {
-	while (!l->stop) {
-		struct io_uring_cqe *cqe;
-		struct io_uring_sqe *sqe;
-		bool got_read = false, epoll_ready;
-		int read_res = 0, rc;
-		unsigned head, n = 0;
+	struct io_uring_cqe *cqe;
+	struct io_uring_sqe *sqe;
+	bool got_read = false;
+	int read_res = 0, rc;
+	unsigned head, n = 0;
 
-		if (!l->epoll_armed && (sqe = uring_sqe(l, URING_EPOLL))) {
-			io_uring_prep_poll_add(sqe, l->epfd, POLLIN);
-			l->epoll_armed = true;
-		}
-		if (l->has_reader && !l->reader.polled && !l->reader.in_flight &&
-		    (sqe = uring_sqe(l, URING_READ))) {
-			io_uring_prep_read(sqe, l->reader.fd, l->reader.buf, (unsigned)l->reader.size,
-					   0);
-			l->reader.in_flight = true;
-		}
-		/* One call: submit the next read, wait for it or the epoll set. */
-		rc = io_uring_submit_and_wait(&l->ring, 1);
-		if (rc < 0 && rc != -EINTR)
-			return rc;
-		io_uring_for_each_cqe(&l->ring, head, cqe) {
-			got_read |= uring_seen(l, cqe, &read_res);
-			n++;
-		}
-		io_uring_cq_advance(&l->ring, n);
-		epoll_ready = !l->epoll_armed;
-		if (got_read)
-			uring_read_done(l, read_res);
-		if (epoll_ready && !l->stop) {
-			rc = epoll_pass(l, 0);
-			if (rc)
-				return rc;
-		}
-		if (!l->stop)
-			run_idle(l);
+	if (!l->epoll_armed && (sqe = uring_sqe(l, URING_EPOLL))) {
+		io_uring_prep_poll_add(sqe, l->epfd, POLLIN);
+		l->epoll_armed = true;
 	}
+	if (!l->reader.in_flight && (sqe = uring_sqe(l, URING_READ))) {
+		io_uring_prep_read(sqe, l->reader.fd, l->reader.buf, (unsigned)l->reader.size, 0);
+		l->reader.in_flight = true;
+	}
+	/* One call: submit the next read, wait for it or the epoll set. */
+	rc = io_uring_submit_and_wait(&l->ring, 1);
+	if (rc < 0 && rc != -EINTR)
+		return rc;
+	io_uring_for_each_cqe(&l->ring, head, cqe) {
+		got_read |= uring_seen(l, cqe, &read_res);
+		n++;
+	}
+	io_uring_cq_advance(&l->ring, n);
+	if (got_read)
+		uring_read_done(l, read_res);
+	/* The poll completed: the epoll set has work. */
+	if (!l->epoll_armed && !l->stop)
+		return epoll_pass(l, 0);
 	return 0;
 }
 #endif
@@ -475,13 +467,17 @@ void ovmc_loop_del_reader(struct ovmc_loop *l)
 int ovmc_loop_run(struct ovmc_loop *l)
 {
 	run_idle(l);
-#ifdef OVMC_HAVE_LIBURING
-	if (l->uring_on)
-		return uring_run(l);
-#endif
 	while (!l->stop) {
-		int rc = epoll_pass(l, -1);
+		int rc;
 
+#ifdef OVMC_HAVE_LIBURING
+		/* Without a reader to read, io_uring would only add a call to
+		 * each epoll wake-up. */
+		if (l->has_reader && !l->reader.polled)
+			rc = uring_pass(l);
+		else
+#endif
+			rc = epoll_pass(l, -1);
 		if (rc)
 			return rc;
 		if (!l->stop)

@@ -11,7 +11,8 @@
  * in io_uring_enter instead of epoll_wait, with the epoll set as one of
  * its polls and a reader's read (ovmc_loop_add_reader()) as another: the
  * call that submits the next read is the one that waits for it, so a
- * request costs its read and its reply and nothing else.
+ * request costs its read and its reply and nothing else. A loop without a
+ * reader waits in epoll_wait alone.
  */
 #ifndef OVMC_LOOP_H
 #define OVMC_LOOP_H
@@ -53,7 +54,7 @@ int ovmc_loop_add_reader(struct ovmc_loop *l, int fd, void *buf, size_t size,
 			 ovmc_loop_read_fn fn, void *arg);
 /* Stop reading: a read in flight is cancelled before this returns. */
 void ovmc_loop_del_reader(struct ovmc_loop *l);
-/* "io_uring" or "epoll": how the loop waits. */
+/* "io_uring" or "epoll": how the reader's reads are made (or would be). */
 const char *ovmc_loop_backend(const struct ovmc_loop *l);
 /* Add an idle hook (up to 8); all run after each batch, in the order added. */
 int ovmc_loop_add_idle(struct ovmc_loop *l, ovmc_loop_idle_fn fn, void *arg);
