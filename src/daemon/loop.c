@@ -100,6 +100,12 @@ static void uring_start(struct ovmc_loop *l)
 			 strerror(-rc));
 		return;
 	}
+	/* A child (the device's watchdog, a backend before exec) must not
+	 * keep the ring, and with it the device's read, alive. */
+	rc = io_uring_ring_dontfork(&l->ring);
+	if (rc)
+		ovmc_log(OVMC_LOG_DEBUG, COMPONENT, "io_uring: children keep the ring: %s",
+			 strerror(-rc));
 	l->uring_on = true;
 #else
 	(void)l;
