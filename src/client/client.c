@@ -369,17 +369,19 @@ ssize_t ovmc_client_read(struct ovmc_client *c, int fd, void *buf, size_t len)
 				return n;
 			n = peek(fd, buf, len, 0);
 		}
-		if (n == 0)
+		/* ECONNRESET: the daemon died with bytes of ours unread, which
+		 * is the end of the file as much as an orderly close is. */
+		if (n == 0 || n == -ECONNRESET)
 			return at_eof(c, fd);
 		if (n < 0)
 			return n;
 		n = recvmsg(fd, &m, MSG_DONTWAIT | MSG_TRUNC);
 		if (n < 0 && errno == EAGAIN)
 			continue; /* another reader of the same file took it */
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return at_eof(c, fd);
 		if (n < 0)
 			return -errno;
-		if (n == 0)
-			return at_eof(c, fd);
 		ack.len = (uint32_t)n;
 		ack.taken = (uint32_t)((size_t)n < len ? (size_t)n : len);
 		/* A lost ack only stalls this file; the daemon sees the close. */
