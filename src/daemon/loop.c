@@ -385,6 +385,21 @@ static bool uring_seen(struct ovmc_loop *l, const struct io_uring_cqe *cqe, int 
 	}
 }
 
+/* Take every completion there is; true if the read's was one (*read_res). */
+static bool uring_drain(struct ovmc_loop *l, int *read_res)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+	bool got_read = false;
+
+	io_uring_for_each_cqe(&l->ring, head, cqe) {
+		got_read |= uring_seen(l, cqe, read_res);
+		n++;
+	}
+	io_uring_cq_advance(&l->ring, n);
+	return got_read;
+}
+
 static void uring_read_done(struct ovmc_loop *l, int res)
 {
 	if (!l->has_reader || res == -EINTR || res == -ECANCELED)
@@ -409,11 +424,8 @@ static void uring_read_done(struct ovmc_loop *l, int res)
 /* One wait of the loop in io_uring: for the reader's read or the epoll set. */
 static int uring_pass(struct ovmc_loop *l)
 {
-	struct io_uring_cqe *cqe;
 	struct io_uring_sqe *sqe;
-	bool got_read = false;
 	int read_res = 0, rc;
-	unsigned head, n = 0;
 
 	if (!l->epoll_armed && (sqe = uring_sqe(l, URING_EPOLL))) {
 		io_uring_prep_poll_add(sqe, l->epfd, POLLIN);
@@ -427,12 +439,7 @@ static int uring_pass(struct ovmc_loop *l)
 	rc = io_uring_submit_and_wait(&l->ring, 1);
 	if (rc < 0 && rc != -EINTR)
 		return rc;
-	io_uring_for_each_cqe(&l->ring, head, cqe) {
-		got_read |= uring_seen(l, cqe, &read_res);
-		n++;
-	}
-	io_uring_cq_advance(&l->ring, n);
-	if (got_read)
+	if (uring_drain(l, &read_res))
 		uring_read_done(l, read_res);
 	/* The poll completed: the epoll set has work. */
 	if (!l->epoll_armed && !l->stop)
@@ -456,34 +463,34 @@ void ovmc_loop_del_reader(struct ovmc_loop *l)
 		if (sqe)
 			io_uring_prep_cancel64(sqe, URING_READ, 0);
 		while (l->reader.in_flight) {
-			struct io_uring_cqe *cqe;
 			int res, rc = io_uring_submit_and_wait(&l->ring, 1);
 
 			if (rc < 0 && rc != -EINTR)
 				break;
-			while (io_uring_peek_cqe(&l->ring, &cqe) == 0) {
-				uring_seen(l, cqe, &res);
-				io_uring_cqe_seen(&l->ring, cqe);
-			}
+			uring_drain(l, &res);
 		}
 	}
 #endif
+}
+
+/* Block until something is ready and handle it. */
+static int wait_pass(struct ovmc_loop *l)
+{
+#ifdef OVMC_HAVE_LIBURING
+	/* Without a reader to read, io_uring would only add a call to each
+	 * epoll wake-up. */
+	if (l->has_reader && !l->reader.polled)
+		return uring_pass(l);
+#endif
+	return epoll_pass(l, -1);
 }
 
 int ovmc_loop_run(struct ovmc_loop *l)
 {
 	run_idle(l);
 	while (!l->stop) {
-		int rc;
+		int rc = wait_pass(l);
 
-#ifdef OVMC_HAVE_LIBURING
-		/* Without a reader to read, io_uring would only add a call to
-		 * each epoll wake-up. */
-		if (l->has_reader && !l->reader.polled)
-			rc = uring_pass(l);
-		else
-#endif
-			rc = epoll_pass(l, -1);
 		if (rc)
 			return rc;
 		if (!l->stop)

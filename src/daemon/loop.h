@@ -40,7 +40,8 @@ int ovmc_loop_add(struct ovmc_loop *l, int fd, ovmc_loop_fd_fn fn, void *arg);
 int ovmc_loop_del(struct ovmc_loop *l, int fd);
 /*
  * Called with what one read of a reader's fd into its buffer returned: a
- * byte count, 0 at end of file, or a negative errno other than -EAGAIN.
+ * byte count, 0 at end of file, or a negative errno other than -EAGAIN
+ * and -EINTR (the loop reads again).
  */
 typedef void (*ovmc_loop_read_fn)(void *arg, ssize_t n);
 /*

@@ -1168,7 +1168,7 @@ void ovmc_dev_received(struct ovmc_dev *dev, ssize_t n)
 	if (dev->gone)
 		return;
 	/* ENOENT: the request was interrupted before we read it. */
-	if (n == -EINTR || n == -EAGAIN || n == -ENOENT)
+	if (n == -ENOENT)
 		return;
 	if (n <= 0 || (size_t)n < FUSE_IN_HEADER_LEN) {
 		/* 0 or ENODEV: unmounted, or the connection was aborted. */
