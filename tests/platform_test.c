@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #define MEM_SIZE (256u * 1024u)
@@ -1415,7 +1416,7 @@ TEST(remote_partition_names_window_and_hcalls)
 	CHECK_EQ(n.window_local, MEM_SIZE);
 	/* The window is a memfd that can never shrink under either mapping. */
 	CHECK(fd >= 0);
-	CHECK(fstat(fd, &st) == 0 && (size_t)st.st_size == HV_WINDOW);
+	CHECK(fstat(fd, &st) == 0 && (size_t)st.st_size == HV_WINDOW + OVMC_PAGE_SIZE);
 	CHECK((fcntl(fd, F_GET_SEALS) & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)) ==
 	      (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL));
 	/* What the device does itself is not done here. */
@@ -1424,6 +1425,26 @@ TEST(remote_partition_names_window_and_hcalls)
 	/* A CRQ is whole pages; freeing none is no error. */
 	CHECK_EQ(ovmc_part_remote_crq(f->part, 100), OVMC_H_PARAMETER);
 	CHECK_EQ(ovmc_part_remote_crq(f->part, 0), OVMC_H_SUCCESS);
+	/* The page after the window says while both ends are registered. */
+	{
+		const volatile uint32_t *link;
+		void *m = mmap(NULL, OVMC_PAGE_SIZE, PROT_READ, MAP_SHARED, fd, HV_WINDOW);
+
+		CHECK(m != MAP_FAILED);
+		link = m;
+		CHECK_EQ(*link, 0);
+		CHECK_EQ(ovmc_part_remote_crq(f->part, 256), OVMC_H_CLOSED);
+		CHECK_EQ(*link, 0);
+		CHECK_EQ(ovmc_vmc_hv_register(f->vmc), OVMC_H_SUCCESS);
+		CHECK_EQ(*link, OVMC_VMC_LINKED);
+		CHECK_EQ(ovmc_part_remote_crq(f->part, 0), OVMC_H_SUCCESS);
+		CHECK_EQ(*link, 0);
+		CHECK_EQ(ovmc_part_remote_crq(f->part, 256), OVMC_H_SUCCESS);
+		CHECK_EQ(*link, OVMC_VMC_LINKED);
+		CHECK_EQ(ovmc_vmc_hv_free(f->vmc, OVMC_EVENT_PARTNER_DEREGISTERED), OVMC_H_SUCCESS);
+		CHECK_EQ(*link, 0);
+		munmap(m, OVMC_PAGE_SIZE);
+	}
 }
 
 TEST(remote_partition_delivers_through_its_callback_with_epochs_and_credit)

@@ -750,6 +750,87 @@ TEST(hcall_pair_makes_the_second_only_after_a_successful_first)
 	CHECK_EQ(x->warnings, 0);
 }
 
+/*
+ * A copy out of the hypervisor window is made by the client itself once
+ * NODE lent it: the machine's checks in the machine's order, no server
+ * turn, counted by the server when the reports arrive with the next
+ * request, a flush, or a full batch.
+ */
+TEST(copies_out_of_the_window_are_made_here_checked_as_the_machine_does_then_reported)
+{
+	struct tmp *t = tmp_new();
+	struct fx *x = fx_new(t->sock, true);
+	struct ovmc_machine_stats ms;
+	struct ovmc_vmc_node n;
+	struct ovmc_platform *p;
+	uint8_t *mem, *hvmem;
+
+	CHECK_EQ(xconnect(x, t->sock, MEM_SIZE, 0), 0);
+	p = x->plat[0];
+	mem = ovmc_platform_memory(p, NULL);
+	CHECK_EQ(xnode(x, p, &n), 0);
+	hvmem = ovmc_vmc_hv_memory(x->vmc, NULL);
+	fill(hvmem + 0x200, 64, 0x5a);
+	/* No CRQ yet: the window is not linked. Nobody serves this thread's
+	 * hcall, so only the client can have answered it. */
+	CHECK_EQ(ovmc_h_copy_rdma(p, 64, n.liobn_remote, 0x200, n.liobn_local, DST_IOBA),
+		 OVMC_H_SOURCE_PARM);
+	CHECK_EQ(ovmc_xproc_held(p), 1);
+	/* The report goes with the next request, ahead of it. */
+	CHECK_EQ(HC(x, p, OVMC_H_REG_CRQ, n.unit_address, CRQ_IOBA, OVMC_PAGE_SIZE),
+		 OVMC_H_SUCCESS);
+	CHECK_EQ(ovmc_xproc_held(p), 0);
+	ovmc_machine_stats(x->m, &ms);
+	CHECK_EQ(ms.rdma_rejected, 1);
+	CHECK_EQ(ms.rdma_ops, 0);
+
+	CHECK_EQ(ovmc_h_copy_rdma(p, 64, n.liobn_remote, 0x200, n.liobn_local, DST_IOBA),
+		 OVMC_H_SUCCESS);
+	CHECK_MEM(mem + DST_IOBA, hvmem + 0x200, 64);
+	CHECK_EQ(ovmc_h_copy_rdma(p, 64, n.liobn_remote, HV_WINDOW - 32, n.liobn_local, 0),
+		 OVMC_H_SOURCE_PARM);
+	CHECK_EQ(ovmc_h_copy_rdma(p, 64, n.liobn_remote, 0, n.liobn_local, MEM_SIZE - 32),
+		 OVMC_H_DEST_PARM);
+	CHECK_EQ(ovmc_h_copy_rdma(p, OVMC_MAX_RDMA_LEN + 1, n.liobn_remote, 0, n.liobn_local, 0),
+		 OVMC_H_PARAMETER);
+	CHECK_EQ(ovmc_h_copy_rdma(p, 64, n.liobn_remote, UINT64_MAX - 8, n.liobn_local, 0),
+		 OVMC_H_SOURCE_PARM);
+	CHECK_EQ(ovmc_xproc_held(p), 5);
+	ovmc_machine_stats(x->m, &ms);
+	CHECK_EQ(ms.rdma_ops, 0);
+	CHECK_EQ(ovmc_xproc_flush(p), 0);
+	CHECK_EQ(ovmc_xproc_held(p), 0);
+	CHECK_EQ(ovmc_xproc_flush(p), 0); /* nothing held: nothing sent */
+	serve_once(x, WAIT_MS);
+	ovmc_machine_stats(x->m, &ms);
+	CHECK_EQ(ms.rdma_ops, 1);
+	CHECK_EQ(ms.rdma_bytes, 64);
+	CHECK_EQ(ms.rdma_rejected, 5);
+
+	/* At most a batch is held: the 17th copy sends the 16 before it. */
+	for (unsigned i = 0; i < XPROC_MAX_REPORTS + 1; i++)
+		CHECK_EQ(ovmc_h_copy_rdma(p, 64, n.liobn_remote, 0x200, n.liobn_local, DST_IOBA),
+			 OVMC_H_SUCCESS);
+	CHECK_EQ(ovmc_xproc_held(p), 1);
+	serve_once(x, WAIT_MS);
+	ovmc_machine_stats(x->m, &ms);
+	CHECK_EQ(ms.rdma_ops, 1 + XPROC_MAX_REPORTS);
+
+	/* The hypervisor end closes: from then on the window is out of reach. */
+	CHECK_EQ(ovmc_vmc_hv_free(x->vmc, OVMC_EVENT_PARTNER_DEREGISTERED), OVMC_H_SUCCESS);
+	CHECK_EQ(ovmc_h_copy_rdma(p, 64, n.liobn_remote, 0x200, n.liobn_local, DST_IOBA),
+		 OVMC_H_SOURCE_PARM);
+	/* Copies into the window are the server's to make, as before. */
+	CHECK_EQ(ovmc_vmc_hv_register(x->vmc), OVMC_H_SUCCESS);
+	fill(mem + SRC_IOBA, 64, 0x33);
+	CHECK_EQ(HC(x, p, OVMC_H_COPY_RDMA, 64, n.liobn_local, SRC_IOBA, n.liobn_remote, 0x400),
+		 OVMC_H_SUCCESS);
+	CHECK_MEM(hvmem + 0x400, mem + SRC_IOBA, 64);
+	ovmc_machine_stats(x->m, &ms);
+	CHECK_EQ(ms.rdma_ops, 2 + XPROC_MAX_REPORTS + 1);
+	CHECK_EQ(x->warnings, 0);
+}
+
 TEST(vmc_node_without_vmc_is_enodev)
 {
 	struct tmp *t = tmp_new();
@@ -1365,6 +1446,93 @@ static int count_fds(void)
 		n += de->d_name[0] != '.';
 	closedir(d);
 	return n;
+}
+
+/* Reports of copies the client cannot have made drop its connection. */
+TEST(impossible_rdma_reports_drop_only_their_connection)
+{
+	struct tmp *t = tmp_new();
+	struct fx *x = fx_new(t->sock, true);
+	struct ovmc_machine_stats ms;
+	struct ovmc_vmc_node n, gn;
+	struct {
+		struct xproc_hdr h;
+		struct xproc_reports r;
+	} q;
+	static int good = -1;
+	const struct {
+		const char *what;
+		uint32_t count;
+		size_t len; /* 0: as count says */
+		struct xproc_rdma_report k;
+	} bad[] = {
+		{"none", 0, sizeof(q.h) + 8, {0}},
+		{"beyond a batch", XPROC_MAX_REPORTS + 1, sizeof(q.h) + 8, {0}},
+		{"shorter than count says", 2, sizeof(q.h) + XPROC_REPORTS_LEN(1), {0}},
+		{"into the window", 1, 0, {OVMC_H_SUCCESS, {64, 0, 0, 1, 0}}},
+		{"outside the window", 1, 0, {OVMC_H_SUCCESS, {64, 1, HV_WINDOW - 32, 0, 0}}},
+		{"longer than RDMA allows", 1, 0, {OVMC_H_SUCCESS, {OVMC_MAX_RDMA_LEN + 1, 1, 0, 0, 0}}},
+		{"an rc no check gives", 1, 0, {OVMC_H_BUSY, {64, 1, 0, 0, 0}}},
+	};
+	union xproc_msg m;
+	int fd;
+
+	good = attach_ok(x, t->sock);
+	ovmc_test_defer(close_fd, &good);
+	CHECK(x->vmc);
+	CHECK_EQ(ovmc_part_vmc_node(ovmc_vmc_part(x->vmc), &gn), 0);
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct xproc_rdma_report k = bad[i].k;
+
+		fd = attach_ok(x, t->sock);
+		CHECK(x->vmc);
+		CHECK_EQ(ovmc_part_vmc_node(ovmc_vmc_part(x->vmc), &n), 0);
+
+		/* LIOBNs 0 and 1 stand for the partition's and the window's. */
+		k.args[1] = k.args[1] ? n.liobn_remote : n.liobn_local;
+		k.args[3] = k.args[3] ? n.liobn_remote : n.liobn_local;
+		memset(&q, 0, sizeof(q));
+		hdr(&q.h, XPROC_RDMA, 2);
+		q.r.count = bad[i].count;
+		q.r.r[0] = k;
+		raw_send(fd, &q, bad[i].len ? bad[i].len : sizeof(q.h) + XPROC_REPORTS_LEN(1), NULL,
+			 0);
+		expect_dropped(x, fd, 0);
+	}
+	ovmc_machine_stats(x->m, &ms);
+	CHECK_EQ(ms.rdma_ops, 0);
+	/* A possible one, after a NODE (its trailer): counted, answered. */
+	{
+		struct {
+			struct xproc_hdr h;
+			struct xproc_reports r;
+		} nq;
+
+		memset(&nq, 0, sizeof(nq));
+		hdr(&nq.h, XPROC_NODE, 3);
+		nq.r.count = 1;
+		nq.r.r[0] = (struct xproc_rdma_report){
+			OVMC_H_SUCCESS, {64, gn.liobn_remote, 0, gn.liobn_local, 0}};
+		raw_send(good, &nq, sizeof(nq.h) + XPROC_REPORTS_LEN(1), NULL, 0);
+		CHECK_EQ(raw_wait(x, good, &m), sizeof(struct xproc_node_reply));
+		CHECK_EQ(m.node_reply.status, 0);
+	}
+	ovmc_machine_stats(x->m, &ms);
+	CHECK_EQ(ms.rdma_ops, 1);
+	/* ATTACH takes no trailer. */
+	fd = raw_connect(t->sock);
+	{
+		unsigned char raw[sizeof(struct xproc_attach) + XPROC_REPORTS_LEN(1)] = {0};
+		struct xproc_attach a;
+
+		memset(&a, 0, sizeof(a));
+		hdr(&a.h, XPROC_ATTACH, 1);
+		a.mem_size = MEM_SIZE;
+		memcpy(raw, &a, sizeof(a));
+		raw[sizeof(a)] = 1;
+		raw_send(fd, raw, sizeof(raw), NULL, 0);
+	}
+	expect_dropped(x, fd, 0);
 }
 
 TEST(stray_descriptors_are_closed)

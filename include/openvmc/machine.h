@@ -92,6 +92,11 @@ struct ovmc_part_config {
 	/* NULL: the partition is in `mem`. Else a remote partition (copied;
 	 * it always has a VMC). */
 	const struct ovmc_part_remote *remote;
+	/* The hypervisor window is a memfd (ovmc_vmc_hv_memfd()) the owner
+	 * lends to the partition's process, which executes the copies out of
+	 * it and reports them (ovmc_part_remote_rdma()). Always so for a
+	 * remote partition. */
+	bool share_hv_window;
 };
 
 OVMC_API int ovmc_machine_add_partition(struct ovmc_machine *m, const struct ovmc_part_config *cfg,
@@ -120,7 +125,9 @@ OVMC_API struct ovmc_vmc *ovmc_part_vmc(struct ovmc_part *p);
  */
 OVMC_API long ovmc_part_remote_crq(struct ovmc_part *p, unsigned entries);
 /*
- * A remote partition's device executed an H_COPY_RDMA with result `rc`
+ * A partition with a shared window (a remote one's device, or the process
+ * of a partition made with `share_hv_window`) executed an H_COPY_RDMA
+ * with result `rc`
  * (args as the hcall's: len, source LIOBN and I/O address, destination
  * LIOBN and I/O address): counted and traced like one the machine
  * executes, the payload taken from the hypervisor window (for a copy out
@@ -128,7 +135,8 @@ OVMC_API long ovmc_part_remote_crq(struct ovmc_part *p, unsigned entries);
  * the time the report arrives the partition may have reused the buffer).
  * Returns 0, or
  * -EINVAL for a success that cannot be one (not between the partition's
- * window and the hypervisor window, or outside them): nothing is counted.
+ * window and the hypervisor window, or outside them), or for a partition
+ * whose window is not shared: nothing is counted.
  */
 OVMC_API int ovmc_part_remote_rdma(struct ovmc_part *p, long rc, const uint64_t args[5]);
 
@@ -170,7 +178,7 @@ OVMC_API unsigned ovmc_vmc_partition_queue_size(const struct ovmc_vmc *v);
 OVMC_API void *ovmc_vmc_hv_memory(struct ovmc_vmc *v, size_t *size);
 /*
  * The hypervisor core wrote [offset, offset + len) of its window for the
- * partition to copy out. A remote partition's copies are reported after
+ * partition to copy out. Copies out of a shared window are reported after
  * the fact, so for those the machine keeps a copy of what was written (the
  * last OVMC_VMC_SNAPSHOTS writes, each at most OVMC_MAX_RDMA_LEN bytes) for
  * the trace of the copy; for other partitions this does nothing.
@@ -178,8 +186,14 @@ OVMC_API void *ovmc_vmc_hv_memory(struct ovmc_vmc *v, size_t *size);
 #define OVMC_VMC_SNAPSHOTS 64
 OVMC_API void ovmc_vmc_hv_wrote(struct ovmc_vmc *v, size_t offset, size_t len);
 OVMC_API uint32_t ovmc_vmc_hv_liobn(const struct ovmc_vmc *v);
-/* A remote partition's hypervisor window as a memfd sealed against
- * resizing (owned by the machine), -1 for any other. */
+/*
+ * A shared hypervisor window as a memfd sealed against resizing (owned by
+ * the machine), -1 for any other. It holds the window, then one page whose
+ * first 32-bit word (host byte order) is OVMC_VMC_LINKED while both ends
+ * are registered, 0 otherwise: what the machine checks before a copy
+ * touches the window, for a process that executes such copies itself.
+ */
+#define OVMC_VMC_LINKED 1u
 OVMC_API int ovmc_vmc_hv_memfd(const struct ovmc_vmc *v);
 /* How many times the hypervisor end has opened (0: never). */
 OVMC_API uint32_t ovmc_vmc_hv_epoch(const struct ovmc_vmc *v);

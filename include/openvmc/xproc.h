@@ -77,6 +77,19 @@ OVMC_API int ovmc_xproc_fd(struct ovmc_platform *p);
  */
 OVMC_API int ovmc_xproc_check(struct ovmc_platform *p);
 /*
+ * Copies out of the hypervisor window (H_COPY_RDMA from its LIOBN into
+ * partition memory) are made in this process, once the server has lent
+ * the window with the VMC node (ovmc_platform_vmc_node()), and reported to
+ * the server afterwards: in the same system call as the next hcall, or
+ * when 16 are held, or by ovmc_xproc_flush(). The server counts and traces
+ * a copy when its report arrives. ovmc_xproc_held() is how many are held;
+ * ovmc_xproc_flush() sends them now and returns 0, -ENOTCONN (dead: what
+ * was held is dropped) or -EINVAL. An owner that may go quiet with reports
+ * held flushes them within a bound it chooses (openvmcd: 10 ms).
+ */
+OVMC_API unsigned ovmc_xproc_held(struct ovmc_platform *p);
+OVMC_API int ovmc_xproc_flush(struct ovmc_platform *p);
+/*
  * Attach again (same memory, same interrupt fd, new partition on the
  * server side: register the CRQ again). Closes the old connection first,
  * so a live server drops the old partition as failed. Returns as

@@ -94,7 +94,13 @@ static void uring_start(struct ovmc_loop *l)
 		ovmc_log(OVMC_LOG_DEBUG, COMPONENT, "OPENVMC_IO_URING=0: waiting in epoll");
 		return;
 	}
-	rc = io_uring_queue_init(URING_ENTRIES, &l->ring, 0);
+	/* Completions run only when we wait for them: one that comes while
+	 * the loop's thread blocks elsewhere (an hcall's reply) does not wake
+	 * it for nothing. Older kernels have no such flags. */
+	rc = io_uring_queue_init(URING_ENTRIES, &l->ring,
+				 IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
+	if (rc == -EINVAL)
+		rc = io_uring_queue_init(URING_ENTRIES, &l->ring, 0);
 	if (rc) {
 		ovmc_log(OVMC_LOG_DEBUG, COMPONENT, "no io_uring (%s): waiting in epoll",
 			 strerror(-rc));

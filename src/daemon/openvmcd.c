@@ -44,7 +44,17 @@ struct attach {
 	uint64_t retry_at; /* next attempt while lost */
 	int last_rc;       /* of the last failed attempt: a new reason is logged */
 	bool attached;     /* at least once */
+	uint64_t flush_at; /* reports of copies are sent by then at the latest */
 };
+
+/*
+ * Reports of copies out of the hypervisor window go with the next hcall,
+ * so they cost the hypervisor no wake-up of its own; one held while the
+ * channel goes quiet is sent within FLUSH_NS to 2 * FLUSH_NS. The deadline
+ * is on a grid and kept after the reports went, so a busy channel re-arms
+ * the loop's timer once per FLUSH_NS, not per message.
+ */
+#define FLUSH_NS (5 * NS_PER_MS)
 
 static void usage(FILE *out)
 {
@@ -223,8 +233,18 @@ static uint64_t on_idle(void *arg, uint64_t now)
 	struct attach *a = arg;
 	int rc;
 
-	if (a->fd >= 0)
-		return OVMC_TIME_NEVER;
+	if (a->fd >= 0) {
+		if (a->waiting)
+			return OVMC_TIME_NEVER;
+		/* A failed send makes the socket readable (on_hv_socket()). */
+		if (a->flush_at && now >= a->flush_at) {
+			ovmc_xproc_flush(a->plat);
+			a->flush_at = 0;
+		}
+		if (!a->flush_at && ovmc_xproc_held(a->plat))
+			a->flush_at = (now / FLUSH_NS + 2) * FLUSH_NS;
+		return a->flush_at ? a->flush_at : OVMC_TIME_NEVER;
+	}
 	if (now < a->retry_at)
 		return a->retry_at;
 	/* A stopped hypervisor answers when it runs again: no deadline here. */
@@ -291,6 +311,7 @@ int main(int argc, char **argv)
 	dc.detached = true;
 	if (drvhost_new(loop, a.plat, &dc, &a.drv))
 		goto out;
+	/* After the driver's hook, so it sees the reports of the driver's work. */
 	rc = ovmc_loop_add_idle(loop, on_idle, &a);
 	if (rc) {
 		ovmc_log(OVMC_LOG_ERROR, "main", "event loop: %s", ovmc_strerror(rc));

@@ -48,9 +48,11 @@ struct ovmc_vmc {
 
 	void *hv_mem;
 	size_t hv_mem_size;
-	int hv_memfd; /* remote partitions only, else -1 */
-	/* Remote partitions: what the hypervisor core last wrote for them to
-	 * copy out (ovmc_vmc_hv_wrote()), oldest replaced first. */
+	size_t hv_map_size; /* with the link page of a shared window */
+	int hv_memfd;	    /* a shared window's, else -1 */
+	uint32_t *link;	    /* in the link page, NULL if not shared */
+	/* Shared windows: what the hypervisor core last wrote for the
+	 * partition to copy out (ovmc_vmc_hv_wrote()), oldest replaced first. */
 	struct hv_snapshot {
 		uint64_t offset;
 		uint32_t len;
@@ -125,20 +127,29 @@ static bool is_remote(const struct ovmc_part *p)
 	return p->remote.deliver != NULL;
 }
 
+static bool is_shared(const struct ovmc_vmc *v)
+{
+	return v->hv_memfd >= 0;
+}
+
 /*
- * A remote partition's window is shared with the process that runs its
- * device, so it is a memfd whose size can never change under our mapping.
+ * A shared window is mapped by the process that executes the partition's
+ * copies out of it, so it is a memfd whose size can never change under
+ * anybody's mapping; the link page after it tells that process whether a
+ * copy would pass window()'s check.
  */
-static void *hv_window_new(struct ovmc_part *p, size_t size, int *memfd)
+static void *hv_window_new(struct ovmc_part *p, size_t size, size_t *map_size, int *memfd)
 {
 	void *mem;
 	int fd;
 
 	*memfd = -1;
-	if (!is_remote(p)) {
+	*map_size = size;
+	if (!is_remote(p) && !p->cfg.share_hv_window) {
 		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		return mem == MAP_FAILED ? NULL : mem;
 	}
+	size += OVMC_PAGE_SIZE;
 	fd = memfd_create("openvmc-hv-window", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return NULL;
@@ -153,7 +164,16 @@ static void *hv_window_new(struct ovmc_part *p, size_t size, int *memfd)
 		return NULL;
 	}
 	*memfd = fd;
+	*map_size = size;
 	return mem;
+}
+
+/* Publish whether the hypervisor window is linked (see window()). */
+static void link_update(struct ovmc_vmc *v)
+{
+	if (v->link)
+		__atomic_store_n(v->link, v->p_registered && v->hv_registered ? OVMC_VMC_LINKED : 0u,
+				 __ATOMIC_RELEASE);
 }
 
 static struct ovmc_vmc *vmc_create(struct ovmc_part *p)
@@ -168,10 +188,10 @@ static struct ovmc_vmc *vmc_create(struct ovmc_part *p)
 	v->hv_q = calloc(v->hv_cap, OVMC_CRQ_ENTRY_SIZE);
 	if (is_remote(p))
 		v->hv_q_credit = calloc(v->hv_cap, sizeof(bool));
-	v->hv_mem = hv_window_new(p, hv_size, &v->hv_memfd);
+	v->hv_mem = hv_window_new(p, hv_size, &v->hv_map_size, &v->hv_memfd);
 	if (!v->hv_q || !v->hv_mem || (is_remote(p) && !v->hv_q_credit)) {
 		if (v->hv_mem)
-			munmap(v->hv_mem, hv_size);
+			munmap(v->hv_mem, v->hv_map_size);
 		if (v->hv_memfd >= 0)
 			close(v->hv_memfd);
 		free(v->hv_q_credit);
@@ -180,6 +200,8 @@ static struct ovmc_vmc *vmc_create(struct ovmc_part *p)
 		return NULL;
 	}
 	v->hv_mem_size = hv_size;
+	if (is_shared(v))
+		v->link = (uint32_t *)((uint8_t *)v->hv_mem + hv_size);
 	v->part = p;
 	v->node.unit_address = UNIT_BASE + p->id;
 	v->node.drc_index = p->cfg.drc_index ? p->cfg.drc_index : DRC_BASE + p->id;
@@ -202,7 +224,7 @@ static void vmc_destroy(struct ovmc_vmc *v)
 {
 	for (unsigned i = 0; i < OVMC_VMC_SNAPSHOTS; i++)
 		free(v->snap[i].data);
-	munmap(v->hv_mem, v->hv_mem_size);
+	munmap(v->hv_mem, v->hv_map_size);
 	if (v->hv_memfd >= 0)
 		close(v->hv_memfd);
 	free(v->hv_q_credit);
@@ -296,6 +318,8 @@ void ovmc_machine_remove_partition(struct ovmc_machine *m, struct ovmc_part *p, 
 			hv_queue_push(v, e, true, false);
 		}
 		v->p_registered = false;
+		/* The device's process may still map the window. */
+		link_update(v);
 		if (m->hooks.vmc_destroyed)
 			m->hooks.vmc_destroyed(m->hooks.arg, v);
 		vmc_destroy(v);
@@ -337,6 +361,7 @@ long ovmc_part_remote_crq(struct ovmc_part *p, unsigned entries)
 		rc = OVMC_H_SUCCESS;
 		if (v->p_registered) {
 			v->p_registered = false;
+			link_update(v);
 			if (v->hv_registered) {
 				uint8_t e[16];
 
@@ -351,6 +376,7 @@ long ovmc_part_remote_crq(struct ovmc_part *p, unsigned entries)
 	} else {
 		v->p_registered = true;
 		v->p_entries = entries;
+		link_update(v);
 		rc = v->hv_registered ? OVMC_H_SUCCESS : OVMC_H_CLOSED;
 		if (rc == OVMC_H_SUCCESS && p->m->hooks.vmc_partner_registered)
 			p->m->hooks.vmc_partner_registered(p->m->hooks.arg, v);
@@ -484,6 +510,7 @@ long ovmc_vmc_hv_register(struct ovmc_vmc *v)
 	v->hv_head = v->hv_count = 0;
 	v->epoch++;
 	v->credit_due = 0;
+	link_update(v);
 	if (v->part->remote.hv_state)
 		v->part->remote.hv_state(v->part->remote.arg, true, v->epoch, v->hv_cap);
 	return v->p_registered ? OVMC_H_SUCCESS : OVMC_H_CLOSED;
@@ -496,6 +523,7 @@ long ovmc_vmc_hv_free(struct ovmc_vmc *v, uint8_t event)
 	v->hv_registered = false;
 	v->hv_head = v->hv_count = 0;
 	v->credit_due = 0;
+	link_update(v);
 	if (v->p_registered) {
 		uint8_t e[16];
 
@@ -579,6 +607,7 @@ static long h_reg_crq(struct ovmc_part *p, const uint64_t *a)
 	v->p_ioba = ioba;
 	v->p_entries = (uint32_t)(len / OVMC_CRQ_ENTRY_SIZE);
 	v->p_next = v->p_tail = 0;
+	link_update(v);
 	return v->hv_registered ? OVMC_H_SUCCESS : OVMC_H_CLOSED;
 }
 
@@ -592,6 +621,7 @@ static long h_free_crq(struct ovmc_part *p, const uint64_t *a)
 		return OVMC_H_SUCCESS;
 	v->p_registered = false;
 	v->p_irq_enabled = false;
+	link_update(v);
 	if (v->hv_registered) {
 		uint8_t e[16];
 
@@ -690,7 +720,7 @@ void ovmc_vmc_hv_wrote(struct ovmc_vmc *v, size_t offset, size_t len)
 {
 	struct hv_snapshot *sn = NULL;
 
-	if (!is_remote(v->part) || !len || len > OVMC_MAX_RDMA_LEN ||
+	if (!is_shared(v) || !len || len > OVMC_MAX_RDMA_LEN ||
 	    !in_window(offset, len, v->hv_mem_size))
 		return;
 	for (unsigned i = 0; i < OVMC_VMC_SNAPSHOTS && !sn; i++)
@@ -733,7 +763,7 @@ int ovmc_part_remote_rdma(struct ovmc_part *p, long rc, const uint64_t args[5])
 	bool to_hv;
 	uint64_t p_liobn, p_ioba, h_liobn, h_ioba;
 
-	if (!is_remote(p) || !v)
+	if (!v || !is_shared(v))
 		return -EINVAL;
 	to_hv = args[3] == v->node.liobn_remote;
 	p_liobn = to_hv ? args[1] : args[3];

@@ -2,14 +2,20 @@
 /*
  * Cross-process platform, partition side: the partition memory is a sealed
  * memfd and the interrupt an eventfd, both lent to the hypervisor process
- * at ATTACH; every hcall is one request and one reply on the socket.
+ * at ATTACH; every hcall is one request and one reply on the socket, but
+ * for the copies out of the hypervisor window: the server lends that
+ * window (read-only here) at NODE, and those copies are made here, checked
+ * as the machine checks them, and reported afterwards.
  */
 #include "platform_impl.h"
 #include "xproc_proto.h"
 
 #include <openvmc/xproc.h>
 
+#include <openvmc/machine.h>
+
 #include <errno.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -40,6 +46,15 @@ struct xproc {
 	uint32_t seq;
 	uint32_t attach_seq;
 	unsigned partition;
+	/* The hypervisor window lent at NODE (NULL: not lent), its link word
+	 * (OVMC_VMC_LINKED while a copy may touch it), and the copies made
+	 * out of it that the server has not been told about yet. */
+	const uint8_t *hv_win;
+	size_t hv_win_size;
+	size_t hv_map_size;
+	const uint32_t *hv_link;
+	uint64_t liobn_local, liobn_remote;
+	struct xproc_reports reports;
 };
 
 static const struct ovmc_platform_ops xproc_ops;
@@ -115,31 +130,75 @@ static bool blocking_replies(struct xproc *x)
 	return true;
 }
 
+static void unlend_window(struct xproc *x)
+{
+	if (x->hv_win)
+		munmap((void *)x->hv_win, x->hv_map_size);
+	x->hv_win = NULL;
+	x->hv_link = NULL;
+	x->reports.count = 0;
+}
+
+/*
+ * Send `req` (NULL: an RDMA message) with the reports not sent yet as its
+ * trailer: one record, so the server counts those copies before it
+ * executes anything the partition did after them, and wakes once.
+ */
+static int send_with_reports(struct xproc *x, const struct xproc_hdr *req, size_t req_len)
+{
+	struct xproc_reports *r = &x->reports;
+	union xproc_msg out;
+	struct xproc_hdr h;
+	size_t rlen = XPROC_REPORTS_LEN(r->count);
+
+	if (!req) {
+		if (!r->count)
+			return 0;
+		ovmc_xp_hdr(&h, XPROC_RDMA, ++x->seq);
+		req = &h;
+		req_len = sizeof(h);
+	}
+	if (!r->count)
+		return ovmc_xp_send(x->sock, req, req_len, MSG_DONTWAIT, NULL, 0);
+	memcpy(out.raw, req, req_len);
+	r->reserved = 0;
+	memcpy(out.raw + req_len, r, rlen);
+	r->count = 0;
+	return ovmc_xp_send(x->sock, out.raw, req_len + rlen, MSG_DONTWAIT, NULL, 0);
+}
+
+/* A send that failed (rc, not 0) kills the platform: true. */
+static bool send_failed(struct xproc *x, int rc)
+{
+	/* A full queue means a server that stopped reading. */
+	if (rc)
+		mark_dead(x, rc == -EAGAIN ? -ETIMEDOUT : -ECONNRESET);
+	return rc != 0;
+}
+
 /*
  * One request, one reply of exactly `reply_len` bytes and type
  * `reply_type`, within the deadline. Nothing else may arrive meanwhile:
- * the server answers in order and never speaks first.
+ * the server answers in order and never speaks first. A reply may carry
+ * one descriptor where `fd_out` is given (else -1 is stored there).
  */
 static int transact(struct xproc *x, struct xproc_hdr *req, size_t req_len, union xproc_msg *reply,
-		    size_t reply_len, enum xproc_type reply_type)
+		    size_t reply_len, enum xproc_type reply_type, int *fd_out)
 {
 	int64_t deadline = mono_ms() + x->timeout_ms;
 	int fds[1];
 	unsigned nfds = 0;
 	bool trunc, blocking;
 	ssize_t n;
-	int rc;
 
+	if (fd_out)
+		*fd_out = -1;
 	if (x->dead)
 		return -ENOTCONN;
 	blocking = blocking_replies(x);
 	req->seq = ++x->seq;
-	rc = ovmc_xp_send(x->sock, req, req_len, MSG_DONTWAIT, NULL, 0);
-	if (rc) {
-		/* A full queue means a server that stopped reading. */
-		mark_dead(x, rc == -EAGAIN ? -ETIMEDOUT : -ECONNRESET);
+	if (send_failed(x, send_with_reports(x, req, req_len)))
 		return -ENOTCONN;
-	}
 	for (;;) {
 		if (!blocking && !wait_readable(x->sock, deadline)) {
 			mark_dead(x, -ETIMEDOUT);
@@ -158,8 +217,12 @@ static int transact(struct xproc *x, struct xproc_hdr *req, size_t req_len, unio
 		if (n != -EAGAIN && n != -EINTR)
 			break;
 	}
-	if (nfds)
+	if (nfds && (!fd_out || n <= 0 || nfds > 1 || trunc)) {
 		ovmc_xp_close_fds(fds, 1);
+	} else if (nfds) {
+		*fd_out = fds[0];
+		nfds = 0;
+	}
 	if (n <= 0) {
 		mark_dead(x, -ECONNRESET);
 		return -ENOTCONN;
@@ -167,10 +230,48 @@ static int transact(struct xproc *x, struct xproc_hdr *req, size_t req_len, unio
 	if (trunc || nfds || (size_t)n != reply_len || reply->h.magic != XPROC_MAGIC ||
 	    reply->h.version != XPROC_VERSION || reply->h.type != reply_type ||
 	    reply->h.seq != req->seq || reply->h.reserved) {
+		if (fd_out && *fd_out >= 0)
+			close(*fd_out);
+		if (fd_out)
+			*fd_out = -1;
 		mark_dead(x, -EPROTO);
 		return -ENOTCONN;
 	}
 	return 0;
+}
+
+static bool in_window(uint64_t ioba, uint64_t len, uint64_t size)
+{
+	return ioba <= size && len <= size - ioba;
+}
+
+/*
+ * H_COPY_RDMA from the hypervisor window into partition memory, with the
+ * machine's checks in the machine's order (src/platform/machine.c,
+ * h_copy_rdma() and window()), reported to the server later.
+ */
+static long copy_out(struct xproc *x, const uint64_t a[5])
+{
+	struct xproc_reports *r = &x->reports;
+	uint64_t len = a[0];
+	long rc = OVMC_H_SUCCESS;
+
+	if (len > OVMC_MAX_RDMA_LEN)
+		rc = OVMC_H_PARAMETER;
+	else if (__atomic_load_n(x->hv_link, __ATOMIC_ACQUIRE) != OVMC_VMC_LINKED ||
+		 !in_window(a[2], len, x->hv_win_size))
+		rc = OVMC_H_SOURCE_PARM;
+	else if (!in_window(a[4], len, x->base.mem_size))
+		rc = OVMC_H_DEST_PARM;
+	else
+		memcpy((uint8_t *)x->base.mem + a[4], x->hv_win + a[2], len);
+	/* A full batch goes now; the server reads reports without answering. */
+	if (r->count == XPROC_MAX_REPORTS && send_failed(x, send_with_reports(x, NULL, 0)))
+		return OVMC_H_HARDWARE;
+	r->r[r->count].rc = rc;
+	memcpy(r->r[r->count].args, a, sizeof(r->r[0].args));
+	r->count++;
+	return rc;
 }
 
 static long xproc_hcall(struct ovmc_platform *p, unsigned long opcode, const uint64_t *args,
@@ -185,13 +286,17 @@ static long xproc_hcall(struct ovmc_platform *p, unsigned long opcode, const uin
 	/* As in process: arguments beyond R8 are not looked at. */
 	if (nargs > XPROC_MAX_ARGS)
 		nargs = XPROC_MAX_ARGS;
+	if (opcode == OVMC_H_COPY_RDMA && x->hv_win && !x->dead && args &&
+	    nargs == XPROC_MAX_ARGS && args[1] == x->liobn_remote && args[3] == x->liobn_local)
+		return copy_out(x, args);
 	memset(&req, 0, sizeof(req));
 	ovmc_xp_hdr(&req.h, XPROC_HCALL, 0);
 	req.opcode = opcode;
 	req.nargs = args ? nargs : 0;
 	if (args && nargs)
 		memcpy(req.args, args, nargs * sizeof(*args));
-	if (transact(x, &req.h, sizeof(req), &rep, sizeof(rep.hcall_reply), XPROC_HCALL_REPLY))
+	if (transact(x, &req.h, sizeof(req), &rep, sizeof(rep.hcall_reply), XPROC_HCALL_REPLY,
+		     NULL))
 		return OVMC_H_HARDWARE;
 	if (rets)
 		memcpy(rets, rep.hcall_reply.rets, OVMC_HCALL_RETS * sizeof(*rets));
@@ -215,12 +320,40 @@ static void xproc_hcall_pair(struct ovmc_platform *p, const struct ovmc_hcall_re
 		memcpy(q.call[i].args, req[i].args, n * sizeof(uint64_t));
 	}
 	if (transact(x, &q.h, sizeof(q), &rep, sizeof(rep.hcall_pair_reply),
-		     XPROC_HCALL_PAIR_REPLY)) {
+		     XPROC_HCALL_PAIR_REPLY, NULL)) {
 		rcs[0] = rcs[1] = OVMC_H_HARDWARE;
 		return;
 	}
 	rcs[0] = (long)rep.hcall_pair_reply.rc[0];
 	rcs[1] = (long)rep.hcall_pair_reply.rc[1];
+}
+
+/*
+ * Map the hypervisor window the server lent with NODE, read-only: a
+ * descriptor that is not a sealed file holding the window and its link
+ * page is not used (every copy then goes to the server).
+ */
+static void lend_window(struct xproc *x, int fd, const struct xproc_node_reply *r)
+{
+	struct stat st;
+	size_t size = (size_t)r->window_remote;
+	int seals = fcntl(fd, F_GET_SEALS);
+	void *m;
+
+	unlend_window(x);
+	if (r->window_remote > SIZE_MAX - OVMC_PAGE_SIZE || size % OVMC_PAGE_SIZE ||
+	    fstat(fd, &st) || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size < size + OVMC_PAGE_SIZE || seals < 0 || !(seals & F_SEAL_SHRINK))
+		return;
+	m = mmap(NULL, size + OVMC_PAGE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return;
+	x->hv_win = m;
+	x->hv_win_size = size;
+	x->hv_map_size = size + OVMC_PAGE_SIZE;
+	x->hv_link = (const uint32_t *)(x->hv_win + size);
+	x->liobn_local = r->liobn_local;
+	x->liobn_remote = r->liobn_remote;
 }
 
 static int xproc_vmc_node(struct ovmc_platform *p, struct ovmc_vmc_node *out)
@@ -229,10 +362,15 @@ static int xproc_vmc_node(struct ovmc_platform *p, struct ovmc_vmc_node *out)
 	struct xproc_hdr req;
 	union xproc_msg rep;
 	const struct xproc_node_reply *r = &rep.node_reply;
+	int fd;
 
 	ovmc_xp_hdr(&req, XPROC_NODE, 0);
-	if (transact(x, &req, sizeof(req), &rep, sizeof(*r), XPROC_NODE_REPLY))
+	if (transact(x, &req, sizeof(req), &rep, sizeof(*r), XPROC_NODE_REPLY, &fd))
 		return -ENOTCONN;
+	if (r->status == 0 && fd >= 0)
+		lend_window(x, fd, r);
+	if (fd >= 0)
+		close(fd);
 	if (r->status == -ENODEV)
 		return -ENODEV;
 	if (r->status != 0) {
@@ -286,8 +424,9 @@ static void xproc_destroy(struct ovmc_platform *p)
 
 		/* Tells the server to remove us as deregistered, not failed. */
 		ovmc_xp_hdr(&bye, XPROC_DETACH, ++x->seq);
-		ovmc_xp_send(x->sock, &bye, sizeof(bye), MSG_DONTWAIT, NULL, 0);
+		send_with_reports(x, &bye, sizeof(bye));
 	}
+	unlend_window(x);
 	if (x->sock >= 0)
 		close(x->sock);
 	munmap(p->mem, p->mem_size);
@@ -555,6 +694,26 @@ int ovmc_xproc_fd(struct ovmc_platform *p)
 	return x ? x->sock : -EINVAL;
 }
 
+unsigned ovmc_xproc_held(struct ovmc_platform *p)
+{
+	struct xproc *x = to_xproc(p);
+
+	return x ? x->reports.count : 0;
+}
+
+int ovmc_xproc_flush(struct ovmc_platform *p)
+{
+	struct xproc *x = to_xproc(p);
+
+	if (!x)
+		return -EINVAL;
+	if (x->dead) {
+		x->reports.count = 0;
+		return -ENOTCONN;
+	}
+	return send_failed(x, send_with_reports(x, NULL, 0)) ? -ENOTCONN : 0;
+}
+
 int ovmc_xproc_check(struct ovmc_platform *p)
 {
 	struct xproc *x = to_xproc(p);
@@ -567,6 +726,8 @@ static void detach_old(struct xproc *x)
 {
 	mark_dead(x, x->why_dead);
 	drop_socket(x);
+	/* The window was the old partition's, and so were its copies. */
+	unlend_window(x);
 	/* Interrupts raised for the old partition mean nothing to the new one. */
 	ovmc_platform_irq_ack(&x->base);
 }

@@ -17,7 +17,7 @@
 
 /* "OVMC" when the first four bytes are read in order on a little-endian host. */
 #define XPROC_MAGIC 0x434d564fu
-#define XPROC_VERSION 2u
+#define XPROC_VERSION 3u
 #define XPROC_MAX_ARGS 5u
 /* The two descriptors an ATTACH carries, in this order. */
 #define XPROC_ATTACH_FDS 2u
@@ -34,6 +34,7 @@ enum xproc_type {
 	XPROC_DETACH = 7, /* orderly goodbye, no reply */
 	XPROC_HCALL_PAIR = 8, /* the second only if the first returned H_SUCCESS */
 	XPROC_HCALL_PAIR_REPLY = 9,
+	XPROC_RDMA = 10, /* client -> server, no reply: reports alone */
 	XPROC_TYPE_COUNT,
 };
 
@@ -87,6 +88,29 @@ struct xproc_hcall_reply {
 	uint64_t rets[9];
 };
 
+/* One H_COPY_RDMA out of the hypervisor window that the client executed. */
+struct xproc_rdma_report {
+	int64_t rc;
+	uint64_t args[5]; /* len, source LIOBN and address, destination LIOBN and address */
+};
+
+#define XPROC_MAX_REPORTS 16u
+
+/*
+ * Reports of such copies: the body of RDMA, or a trailer after the body of
+ * HCALL, HCALL_PAIR or DETACH (applied before the request). 8 + 48 * count
+ * bytes, count 1 to XPROC_MAX_REPORTS.
+ */
+struct xproc_reports {
+	uint32_t count;
+	uint32_t reserved;
+	struct xproc_rdma_report r[XPROC_MAX_REPORTS];
+};
+
+#define XPROC_REPORTS_LEN(count) \
+	(offsetof(struct xproc_reports, r) + (count) * sizeof(struct xproc_rdma_report))
+
+/* With status 0 and a shared hypervisor window, one descriptor: the window. */
 struct xproc_node_reply {
 	struct xproc_hdr h;
 	int32_t status; /* 0 or -ENODEV */
@@ -108,6 +132,10 @@ _Static_assert(sizeof(struct xproc_hcall_reply) == 96, "HCALL_REPLY layout");
 _Static_assert(sizeof(struct xproc_node_reply) == 56, "NODE_REPLY layout");
 _Static_assert(sizeof(struct xproc_hcall_pair) == 128, "HCALL_PAIR layout");
 _Static_assert(sizeof(struct xproc_hcall_pair_reply) == 32, "HCALL_PAIR_REPLY layout");
+_Static_assert(sizeof(struct xproc_rdma_report) == 48, "RDMA report layout");
+_Static_assert(XPROC_REPORTS_LEN(1) == 56 &&
+		       sizeof(struct xproc_reports) == XPROC_REPORTS_LEN(XPROC_MAX_REPORTS),
+	       "reports layout");
 
 /* Receive buffer: larger than every message so that a longer one is seen. */
 union xproc_msg {
@@ -119,8 +147,13 @@ union xproc_msg {
 	struct xproc_node_reply node_reply;
 	struct xproc_hcall_pair hcall_pair;
 	struct xproc_hcall_pair_reply hcall_pair_reply;
-	unsigned char raw[256];
+	/* The largest: HCALL_PAIR with every report, 128 + 776 bytes. */
+	unsigned char raw[1024];
 };
+
+_Static_assert(sizeof(struct xproc_hcall_pair) + sizeof(struct xproc_reports) <
+		       sizeof(union xproc_msg),
+	       "a request with every report fits, and a longer one is seen");
 
 void ovmc_xp_hdr(struct xproc_hdr *h, enum xproc_type type, uint32_t seq);
 

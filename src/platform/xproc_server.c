@@ -39,6 +39,8 @@
  * attached peers (epoll is level-triggered: the rest comes next time). */
 #define BATCH 16
 #define EPOLL_EVENTS 32
+/* Messages read per connection and dispatch when they need no answer. */
+#define REPORTS_PER_DISPATCH 32
 
 struct client {
 	struct client *next;
@@ -188,6 +190,8 @@ static int attach_partition(struct client *c, uint64_t mem_size, const int *fds)
 	pc.drc_index = s->cfg.drc_index;
 	pc.hv_window_size = s->cfg.hv_window_size;
 	pc.hv_queue_entries = s->cfg.hv_queue_entries;
+	/* Lent at NODE: the client copies out of the window itself. */
+	pc.share_hv_window = true;
 	rc = ovmc_machine_add_partition(s->cfg.machine, &pc, &c->part);
 	if (rc) {
 		munmap(mem, c->mem_size);
@@ -283,6 +287,9 @@ static enum verdict on_node(struct client *c, const union xproc_msg *m, const in
 {
 	struct xproc_node_reply r;
 	struct ovmc_vmc_node node;
+	struct ovmc_vmc *v = ovmc_part_vmc(c->part);
+	int fd = v ? ovmc_vmc_hv_memfd(v) : -1;
+	int rc;
 
 	memset(&r, 0, sizeof(r));
 	ovmc_xp_hdr(&r.h, XPROC_NODE_REPLY, m->h.seq);
@@ -295,7 +302,48 @@ static enum verdict on_node(struct client *c, const union xproc_msg *m, const in
 		r.window_local = node.window_local;
 		r.window_remote = node.window_remote;
 	}
-	return reply(c, &r, sizeof(r)) ? DROP_FAILED : KEEP;
+	if (r.status || fd < 0)
+		return reply(c, &r, sizeof(r)) ? DROP_FAILED : KEEP;
+	rc = ovmc_xp_send(c->fd, &r, sizeof(r), MSG_DONTWAIT, &fd, 1);
+	if (rc)
+		slog(c->srv, OVMC_LOG_WARN, "xproc: pid %d: reply failed: %s", (int)c->pid,
+		     strerror(-rc));
+	return rc ? DROP_FAILED : KEEP;
+}
+
+/*
+ * The reports that came with a message: copies out of the hypervisor
+ * window the client made, counted and traced now. NULL if they hold.
+ */
+static const char *apply_reports(struct client *c, const struct xproc_reports *q, size_t len)
+{
+	struct ovmc_vmc_node node;
+
+	if (len < XPROC_REPORTS_LEN(1) || q->count == 0 || q->count > XPROC_MAX_REPORTS ||
+	    q->reserved)
+		return "malformed reports";
+	if (len != XPROC_REPORTS_LEN(q->count))
+		return "wrong length";
+	if (ovmc_part_vmc_node(c->part, &node))
+		return "reports without a VMC";
+	for (uint32_t i = 0; i < q->count; i++) {
+		const struct xproc_rdma_report *k = &q->r[i];
+
+		/* Only copies out of the window are the client's to make. */
+		if (k->args[1] != node.liobn_remote || k->args[3] != node.liobn_local ||
+		    (k->rc != OVMC_H_SUCCESS && k->rc != OVMC_H_PARAMETER &&
+		     k->rc != OVMC_H_SOURCE_PARM && k->rc != OVMC_H_DEST_PARM) ||
+		    ovmc_part_remote_rdma(c->part, (long)k->rc, k->args))
+			return "impossible RDMA report";
+	}
+	return NULL;
+}
+
+/* The reports were the whole message. */
+static enum verdict on_rdma(struct client *c, const union xproc_msg *m, const int *fds,
+			    unsigned nfds)
+{
+	return KEEP;
 }
 
 static enum verdict on_detach(struct client *c, const union xproc_msg *m, const int *fds,
@@ -306,20 +354,27 @@ static enum verdict on_detach(struct client *c, const union xproc_msg *m, const 
 	return CLOSED;
 }
 
-/* What each request needs: exact length, and whether it comes after ATTACH. */
+/*
+ * What each message needs: exact length before any reports, whether it
+ * comes after ATTACH, whether reports may follow (RDMA: must).
+ */
 static const struct {
 	const char *name;
 	size_t len;
 	bool attached;
+	bool reports;
 	enum verdict (*fn)(struct client *c, const union xproc_msg *m, const int *fds,
 			   unsigned nfds);
 } handlers[XPROC_TYPE_COUNT] = {
-	[XPROC_ATTACH] = {"ATTACH", sizeof(struct xproc_attach), false, on_attach},
-	[XPROC_HCALL] = {"HCALL", sizeof(struct xproc_hcall), true, on_hcall},
-	[XPROC_HCALL_PAIR] = {"HCALL_PAIR", sizeof(struct xproc_hcall_pair), true, on_hcall_pair},
-	[XPROC_NODE] = {"NODE", sizeof(struct xproc_hdr), true, on_node},
-	[XPROC_DETACH] = {"DETACH", sizeof(struct xproc_hdr), true, on_detach},
+	[XPROC_ATTACH] = {"ATTACH", sizeof(struct xproc_attach), false, false, on_attach},
+	[XPROC_HCALL] = {"HCALL", sizeof(struct xproc_hcall), true, true, on_hcall},
+	[XPROC_HCALL_PAIR] = {"HCALL_PAIR", sizeof(struct xproc_hcall_pair), true, true,
+			      on_hcall_pair},
+	[XPROC_NODE] = {"NODE", sizeof(struct xproc_hdr), true, true, on_node},
+	[XPROC_DETACH] = {"DETACH", sizeof(struct xproc_hdr), true, true, on_detach},
+	[XPROC_RDMA] = {"RDMA", sizeof(struct xproc_hdr), true, true, on_rdma},
 };
+
 
 static const char *type_name(const union xproc_msg *m, size_t len)
 {
@@ -335,6 +390,7 @@ static enum verdict handle(struct client *c, const union xproc_msg *m, size_t le
 {
 	unsigned kept = nfds < XPROC_ATTACH_FDS ? nfds : XPROC_ATTACH_FDS;
 	const char *why;
+	size_t fixed;
 
 	if (trunc || len < sizeof(struct xproc_hdr)) {
 		why = trunc ? "truncated message or descriptors" : "short message";
@@ -361,7 +417,9 @@ static enum verdict handle(struct client *c, const union xproc_msg *m, size_t le
 		why = "unknown type";
 		goto bad;
 	}
-	if (len != handlers[m->h.type].len) {
+	fixed = handlers[m->h.type].len;
+	if (len < fixed || (len > fixed && !handlers[m->h.type].reports) ||
+	    (len == fixed && m->h.type == XPROC_RDMA)) {
 		why = "wrong length";
 		goto bad;
 	}
@@ -374,6 +432,10 @@ static enum verdict handle(struct client *c, const union xproc_msg *m, size_t le
 		why = "unexpected descriptors";
 		goto bad;
 	}
+	/* Every request's fixed part is a multiple of 8 bytes: aligned. */
+	if (len > fixed &&
+	    (why = apply_reports(c, (const struct xproc_reports *)(m->raw + fixed), len - fixed)))
+		goto bad;
 	return handlers[m->h.type].fn(c, m, fds, nfds);
 bad:
 	ovmc_xp_close_fds(fds, kept);
@@ -383,15 +445,17 @@ bad:
 }
 
 /*
- * One request per dispatch and connection: its peer waits for the answer
- * before it asks again (one request outstanding), so reading on would
- * only find nothing, at the cost of a system call per hcall. A peer that
- * sends more anyway is read again next time (level-triggered), and
- * dropped once its answers fill its queue.
+ * Up to one request per dispatch and connection: its peer waits for the
+ * answer before it asks again (one request outstanding), so reading on
+ * would only find nothing, at the cost of a system call per hcall. The
+ * reports a client sends ahead of its request need no answer: those are
+ * read on, up to REPORTS_PER_DISPATCH. A peer that sends more anyway is read again
+ * next time (level-triggered), and dropped once its answers fill its
+ * queue.
  */
 static void serve(struct client *c)
 {
-	for (;;) {
+	for (unsigned i = 0; i < REPORTS_PER_DISPATCH;) {
 		union xproc_msg m;
 		int fds[XPROC_ATTACH_FDS];
 		unsigned nfds;
@@ -413,9 +477,18 @@ static void serve(struct client *c)
 			client_drop(c, true);
 			return;
 		}
-		if (handle(c, &m, (size_t)n, trunc, fds, nfds) == DROP_FAILED)
+		switch (handle(c, &m, (size_t)n, trunc, fds, nfds)) {
+		case DROP_FAILED:
 			client_drop(c, true);
-		return;
+			return;
+		case CLOSED:
+			return;
+		case KEEP:
+			break;
+		}
+		if (m.h.type != XPROC_RDMA)
+			return;
+		i++;
 	}
 }
 
