@@ -143,6 +143,12 @@ OVMC_API void *ovmc_platform_memory(struct ovmc_platform *p, size_t *size);
  */
 OVMC_API int ovmc_platform_irq_fd(struct ovmc_platform *p);
 OVMC_API int ovmc_platform_irq_ack(struct ovmc_platform *p);
+/*
+ * The owner saw the interrupt descriptor readable: the next acknowledgement
+ * reads it. Needed where the platform counts on its owner for that
+ * (ovmc_xproc_set_irq_scan()); harmless everywhere else.
+ */
+OVMC_API void ovmc_platform_irq_fired(struct ovmc_platform *p);
 
 /*
  * Whether the platform is still reachable. A cross-process platform whose

@@ -88,6 +88,18 @@ OVMC_API int ovmc_xproc_check(struct ovmc_platform *p);
  * held flushes them within a bound it chooses (openvmcd: 10 ms).
  */
 OVMC_API unsigned ovmc_xproc_held(struct ovmc_platform *p);
+/*
+ * A server that defers its replies (cfg.defer_replies) tells the client in
+ * an hcall's reply that it raised the partition's interrupt meanwhile,
+ * instead of writing the eventfd. By default the client then makes the
+ * eventfd readable itself before the hcall returns. An owner that looks
+ * at the CRQ after its hcalls anyway (openvmcd's loop does, after every
+ * pass) sets `scan` and saves that system call; it must then also call
+ * ovmc_platform_irq_fired() when it sees the interrupt descriptor
+ * readable, since acknowledging reads the eventfd only after that.
+ * Returns 0 or -EINVAL.
+ */
+OVMC_API int ovmc_xproc_set_irq_scan(struct ovmc_platform *p, bool scan);
 OVMC_API int ovmc_xproc_flush(struct ovmc_platform *p);
 /*
  * Attach again (same memory, same interrupt fd, new partition on the
@@ -150,6 +162,11 @@ struct ovmc_xproc_server_config {
 	unsigned max_pending;
 	/* How long a connection may take to send ATTACH, in ms; 0: 3000. */
 	unsigned attach_timeout_ms;
+	/* Answer HCALL and HCALL_PAIR only at ovmc_xproc_server_flush(), which
+	 * the owner calls after the rest of its pass (the hypervisor core's
+	 * work): an interrupt raised for a partition meanwhile then goes with
+	 * its reply, not through its eventfd. */
+	bool defer_replies;
 	ovmc_log_fn log;
 	void *log_user;
 };
@@ -176,6 +193,12 @@ OVMC_API int ovmc_xproc_server_fd(struct ovmc_xproc_server *srv);
  * through cfg.log), removing the partition as failed.
  */
 OVMC_API void ovmc_xproc_server_dispatch(struct ovmc_xproc_server *srv);
+/*
+ * With cfg.defer_replies: send the replies of the hcalls dispatched since
+ * the last call (a peer that cannot take its reply is dropped). Call it
+ * before waiting for events again; the peers wait for these replies.
+ */
+OVMC_API void ovmc_xproc_server_flush(struct ovmc_xproc_server *srv);
 /* Open connections (attached or not yet). */
 OVMC_API unsigned ovmc_xproc_server_clients(const struct ovmc_xproc_server *srv);
 /*

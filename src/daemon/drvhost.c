@@ -63,6 +63,7 @@ static void on_irq(void *arg, int fd, uint32_t events)
 
 	(void)fd;
 	(void)events;
+	ovmc_platform_irq_fired(h->plat);
 	ovmc_drv_handle_interrupt(h->drv, ovmc_now_ns());
 	flush(h);
 }
@@ -100,6 +101,10 @@ static uint64_t on_idle(void *arg, uint64_t now)
 		ovmc_drv_handle_timer(h->drv, now);
 		flush(h);
 	}
+	/* The hcalls of this hook may have brought entries too (an interrupt
+	 * that came with an hcall's reply has no descriptor to wake us). */
+	if (ovmc_drv_crq_pending(h->drv))
+		ovmc_loop_kick(h->loop);
 	next = ovmc_drv_next_deadline(h->drv);
 	if (h->sock) {
 		uint64_t s = ovmc_sock_timer(h->sock, now);

@@ -181,8 +181,14 @@ void ovmc_loop_free(struct ovmc_loop *l)
 
 int ovmc_loop_add(struct ovmc_loop *l, int fd, ovmc_loop_fd_fn fn, void *arg)
 {
+	return ovmc_loop_add_events(l, fd, EPOLLIN, fn, arg);
+}
+
+int ovmc_loop_add_events(struct ovmc_loop *l, int fd, uint32_t events, ovmc_loop_fd_fn fn,
+			 void *arg)
+{
 	struct watch *w = calloc(1, sizeof(*w));
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
+	struct epoll_event ev = {.events = events, .data.ptr = w};
 
 	if (!w)
 		return -ENOMEM;

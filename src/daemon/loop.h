@@ -37,6 +37,9 @@ int ovmc_loop_new(struct ovmc_loop **out);
 void ovmc_loop_free(struct ovmc_loop *l);
 /* Watch fd for EPOLLIN (and errors). Returns 0 or -errno. */
 int ovmc_loop_add(struct ovmc_loop *l, int fd, ovmc_loop_fd_fn fn, void *arg);
+/* The same for other epoll `events` (errors and hang-ups are always watched). */
+int ovmc_loop_add_events(struct ovmc_loop *l, int fd, uint32_t events, ovmc_loop_fd_fn fn,
+			 void *arg);
 int ovmc_loop_del(struct ovmc_loop *l, int fd);
 /*
  * Called with what one read of a reader's fd into its buffer returned: a

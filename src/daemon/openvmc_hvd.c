@@ -78,6 +78,14 @@ static void on_server(void *arg, int fd, uint32_t events)
 	ovmc_xproc_server_dispatch(arg);
 }
 
+/* Last of the pass: the replies go with what the pass raised. */
+static uint64_t flush_replies(void *arg, uint64_t now)
+{
+	(void)now;
+	ovmc_xproc_server_flush(arg);
+	return OVMC_TIME_NEVER;
+}
+
 static void __attribute__((format(printf, 3, 0)))
 xproc_log(void *user, enum ovmc_log_level level, const char *fmt, va_list ap)
 {
@@ -253,6 +261,7 @@ int main(int argc, char **argv)
 	sc.request_vmc_rc = o.request_vmc_rc;
 	sc.hv_window_size = ovmc_hv_memory_required(&hc.hv);
 	sc.hv_queue_entries = hc.hv.crq_size;
+	sc.defer_replies = true;
 	sc.log = xproc_log;
 	sc.log_user = (void *)"platform";
 	rc = ovmc_xproc_server_new(&sc, &srv);
@@ -281,6 +290,12 @@ int main(int argc, char **argv)
 
 		if (opts_control(loop, &o, &program, &t, &dirs, &ctl))
 			goto out;
+	}
+	/* After every other hook, whose work may raise interrupts. */
+	rc = ovmc_loop_add_idle(loop, flush_replies, srv);
+	if (rc) {
+		ovmc_log(OVMC_LOG_ERROR, "main", "event loop: %s", ovmc_strerror(rc));
+		goto out;
 	}
 	ovmc_log(OVMC_LOG_INFO, "main", "hypervisor ready at %s (backend %s)", o.socket,
 		 o.backend ? o.backend : "echo");

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #define NS_PER_MS 1000000ull
@@ -105,12 +106,18 @@ static const struct opts_program program = {
 	.device = true,
 };
 
-static int watch(struct attach *a, ovmc_loop_fd_fn fn)
+/*
+ * An attempt waits for its answer (readable); an attached connection is
+ * watched for its end only: every hcall's reply would make it readable for
+ * a moment, and cost the loop a wake-up each. Data the server sends
+ * outside an hcall (a broken server) is found by the next hcall.
+ */
+static int watch(struct attach *a, ovmc_loop_fd_fn fn, uint32_t events)
 {
 	int rc;
 
 	a->fd = ovmc_xproc_fd(a->plat);
-	rc = ovmc_loop_add(a->loop, a->fd, fn, a);
+	rc = ovmc_loop_add_events(a->loop, a->fd, events, fn, a);
 	if (rc)
 		a->fd = -1;
 	return rc;
@@ -172,7 +179,7 @@ static void on_hv_socket(void *arg, int fd, uint32_t events);
 
 static void attached(struct attach *a)
 {
-	if (watch(a, on_hv_socket)) {
+	if (watch(a, on_hv_socket, EPOLLRDHUP)) {
 		attach_failed(a, -ENOMEM, ovmc_now_ns());
 		return;
 	}
@@ -250,7 +257,7 @@ static uint64_t on_idle(void *arg, uint64_t now)
 	/* A stopped hypervisor answers when it runs again: no deadline here. */
 	rc = ovmc_xproc_reconnect_start(a->plat);
 	if (rc == -EINPROGRESS) {
-		rc = watch(a, on_attach_answer);
+		rc = watch(a, on_attach_answer, EPOLLIN);
 		if (rc == 0) {
 			a->waiting = true;
 			return OVMC_TIME_NEVER;
@@ -304,6 +311,8 @@ int main(int argc, char **argv)
 	}
 	a.timeout_ms = (unsigned)o.hcall_timeout_ms;
 	ovmc_xproc_set_timeout(a.plat, a.timeout_ms);
+	/* drvhost looks at the CRQ after every pass and calls irq_fired(). */
+	ovmc_xproc_set_irq_scan(a.plat, true);
 	a.loop = loop;
 	a.socket = o.socket;
 	a.retry_ns = o.retry_ms * NS_PER_MS;

@@ -103,6 +103,12 @@ int ovmc_platform_irq_ack(struct ovmc_platform *p)
 	return n == (ssize_t)sizeof(v);
 }
 
+void ovmc_platform_irq_fired(struct ovmc_platform *p)
+{
+	if (p->irq_latch_used)
+		__atomic_store_n(&p->irq_latched, true, __ATOMIC_SEQ_CST);
+}
+
 int ovmc_platform_alive(struct ovmc_platform *p)
 {
 	return p->ops->alive ? p->ops->alive(p) : 1;

@@ -55,6 +55,7 @@ struct xproc {
 	const uint32_t *hv_link;
 	uint64_t liobn_local, liobn_remote;
 	struct xproc_reports reports;
+	bool irq_scan; /* ovmc_xproc_set_irq_scan() */
 };
 
 static const struct ovmc_platform_ops xproc_ops;
@@ -167,6 +168,22 @@ static int send_with_reports(struct xproc *x, const struct xproc_hdr *req, size_
 	return ovmc_xp_send(x->sock, out.raw, req_len + rlen, MSG_DONTWAIT, NULL, 0);
 }
 
+/*
+ * The server raised our interrupt while it served the hcall, and left the
+ * eventfd alone. An owner that looks at its CRQ after each hcall needs no
+ * more; for any other, the eventfd is made readable here.
+ */
+static void irq_in_reply(struct xproc *x)
+{
+	uint64_t one = 1;
+	ssize_t n;
+
+	if (x->irq_scan)
+		return;
+	n = write(x->base.irq_fd, &one, sizeof(one));
+	(void)n; /* EAGAIN: saturated, readable all the same */
+}
+
 /* A send that failed (rc, not 0) kills the platform: true. */
 static bool send_failed(struct xproc *x, int rc)
 {
@@ -229,7 +246,8 @@ static int transact(struct xproc *x, struct xproc_hdr *req, size_t req_len, unio
 	}
 	if (trunc || nfds || (size_t)n != reply_len || reply->h.magic != XPROC_MAGIC ||
 	    reply->h.version != XPROC_VERSION || reply->h.type != reply_type ||
-	    reply->h.seq != req->seq || reply->h.reserved) {
+	    reply->h.seq != req->seq ||
+	    (reply->h.reserved & ~(reply_type == XPROC_NODE_REPLY ? 0u : XPROC_REPLY_IRQ))) {
 		if (fd_out && *fd_out >= 0)
 			close(*fd_out);
 		if (fd_out)
@@ -237,6 +255,8 @@ static int transact(struct xproc *x, struct xproc_hdr *req, size_t req_len, unio
 		mark_dead(x, -EPROTO);
 		return -ENOTCONN;
 	}
+	if (reply->h.reserved & XPROC_REPLY_IRQ)
+		irq_in_reply(x);
 	return 0;
 }
 
@@ -692,6 +712,20 @@ int ovmc_xproc_fd(struct ovmc_platform *p)
 	struct xproc *x = to_xproc(p);
 
 	return x ? x->sock : -EINVAL;
+}
+
+int ovmc_xproc_set_irq_scan(struct ovmc_platform *p, bool scan)
+{
+	struct xproc *x = to_xproc(p);
+
+	if (!x)
+		return -EINVAL;
+	x->irq_scan = scan;
+	/* The eventfd is then read only after the owner saw it readable
+	 * (ovmc_platform_irq_fired()), so an ack after a scan costs nothing. */
+	p->irq_latch_used = scan;
+	p->irq_latched = scan;
+	return 0;
 }
 
 unsigned ovmc_xproc_held(struct ovmc_platform *p)

@@ -43,8 +43,12 @@ struct xproc_hdr {
 	uint16_t version;
 	uint16_t type;
 	uint32_t seq;	   /* a reply echoes its request's */
-	uint32_t reserved; /* zero */
+	uint32_t reserved; /* zero; HCALL_REPLY, HCALL_PAIR_REPLY: XPROC_REPLY_IRQ */
 };
+
+/* The partition's interrupt was raised while its hcall was served, and its
+ * eventfd was not written: the reply brings it. */
+#define XPROC_REPLY_IRQ 1u
 
 struct xproc_attach {
 	struct xproc_hdr h;

@@ -53,6 +53,15 @@ struct client {
 	pid_t pid;
 	uid_t uid;
 	uint64_t deadline_ms; /* until attached: ATTACH must come by then */
+	/* A reply waiting for ovmc_xproc_server_flush() (out_len 0: none), and
+	 * whether an interrupt was raised since it was made. */
+	union {
+		struct xproc_hdr h;
+		struct xproc_hcall_reply hcall;
+		struct xproc_hcall_pair_reply pair;
+	} out;
+	size_t out_len;
+	bool out_irq;
 };
 
 struct ovmc_xproc_server {
@@ -62,6 +71,7 @@ struct ovmc_xproc_server {
 	struct client *clients;
 	unsigned n_clients;
 	unsigned n_pending; /* connected, not attached */
+	unsigned n_deferred; /* clients with out_len set */
 	uint64_t armed_ms;
 };
 
@@ -101,6 +111,8 @@ static void client_drop(struct client *c, bool failed)
 	s->n_clients--;
 	if (!c->part)
 		s->n_pending--;
+	if (c->out_len)
+		s->n_deferred--;
 	if (c->part)
 		ovmc_machine_remove_partition(s->cfg.machine, c->part, failed);
 	if (c->mem)
@@ -133,9 +145,54 @@ static void raise_irq(void *arg)
 {
 	struct client *c = arg;
 	uint64_t one = 1;
-	ssize_t n = write(c->irq_fd, &one, sizeof(one));
+	ssize_t n;
+
+	/* The peer waits for that reply: it learns of the interrupt there. */
+	if (c->out_len) {
+		c->out_irq = true;
+		return;
+	}
+	n = write(c->irq_fd, &one, sizeof(one));
 
 	(void)n; /* EAGAIN: the counter is saturated, the fd readable all the same */
+}
+
+static int send_deferred(struct client *c)
+{
+	int rc;
+
+	if (c->out_irq)
+		c->out.h.reserved = XPROC_REPLY_IRQ;
+	rc = reply(c, &c->out, c->out_len);
+	c->out_len = 0;
+	c->out_irq = false;
+	c->srv->n_deferred--;
+	return rc;
+}
+
+/* An hcall's reply: now, or at ovmc_xproc_server_flush(). */
+static int hcall_reply(struct client *c, const void *msg, size_t len)
+{
+	if (!c->srv->cfg.defer_replies)
+		return reply(c, msg, len);
+	/* A peer that asks again before its answer was sent gets it first. */
+	if (c->out_len && send_deferred(c))
+		return -EPIPE;
+	memcpy(&c->out, msg, len);
+	c->out_len = len;
+	c->srv->n_deferred++;
+	return 0;
+}
+
+void ovmc_xproc_server_flush(struct ovmc_xproc_server *s)
+{
+	if (!s->n_deferred)
+		return;
+	for (struct client *c = s->clients, *next; c && s->n_deferred; c = next) {
+		next = c->next;
+		if (c->out_len && send_deferred(c))
+			client_drop(c, true);
+	}
 }
 
 static bool is_eventfd(int fd)
@@ -252,7 +309,7 @@ static enum verdict on_hcall(struct client *c, const union xproc_msg *m, const i
 	ovmc_xp_hdr(&r.h, XPROC_HCALL_REPLY, q->h.seq);
 	r.rc = ovmc_part_hcall(c->part, (unsigned long)q->opcode, q->args, q->nargs, rets);
 	memcpy(r.rets, rets, sizeof(rets));
-	return reply(c, &r, sizeof(r)) ? DROP_FAILED : KEEP;
+	return hcall_reply(c, &r, sizeof(r)) ? DROP_FAILED : KEEP;
 }
 
 static enum verdict on_hcall_pair(struct client *c, const union xproc_msg *m, const int *fds,
@@ -279,7 +336,7 @@ static enum verdict on_hcall_pair(struct client *c, const union xproc_msg *m, co
 			  ? ovmc_part_hcall(c->part, (unsigned long)q->call[1].opcode,
 					    q->call[1].args, q->call[1].nargs, NULL)
 			  : r.rc[0];
-	return reply(c, &r, sizeof(r)) ? DROP_FAILED : KEEP;
+	return hcall_reply(c, &r, sizeof(r)) ? DROP_FAILED : KEEP;
 }
 
 static enum verdict on_node(struct client *c, const union xproc_msg *m, const int *fds,
