@@ -197,8 +197,15 @@ static void server_config(struct ovmc_xproc_server_config *c, const char *path,
 	c->hv_queue_entries = HV_QUEUE;
 }
 
+static struct fx *fx_new_config(const char *path, bool hv_register, bool defer_replies);
+
 /* A machine, and a server on it when `path` is given. */
 static struct fx *fx_new(const char *path, bool hv_register)
+{
+	return fx_new_config(path, hv_register, false);
+}
+
+static struct fx *fx_new_config(const char *path, bool hv_register, bool defer_replies)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	struct ovmc_machine_hooks hooks = {.vmc_created = hook_created,
@@ -218,6 +225,7 @@ static struct fx *fx_new(const char *path, bool hv_register)
 	if (!path)
 		return f;
 	server_config(&c, path, f->m);
+	c.defer_replies = defer_replies;
 	c.log = fx_log;
 	c.log_user = f;
 	rc = ovmc_xproc_server_new(&c, &f->srv);
@@ -232,6 +240,7 @@ static void serve_once(struct fx *f, int ms)
 
 	poll(&pfd, 1, ms);
 	ovmc_xproc_server_dispatch(f->srv);
+	ovmc_xproc_server_flush(f->srv);
 }
 
 /* ---- a client in a helper thread while this thread serves ---- */
@@ -828,6 +837,62 @@ TEST(copies_out_of_the_window_are_made_here_checked_as_the_machine_does_then_rep
 	CHECK_MEM(hvmem + 0x400, mem + SRC_IOBA, 64);
 	ovmc_machine_stats(x->m, &ms);
 	CHECK_EQ(ms.rdma_ops, 2 + XPROC_MAX_REPORTS + 1);
+	CHECK_EQ(x->warnings, 0);
+}
+
+/*
+ * A server that defers its replies sends an interrupt raised during an
+ * hcall with the reply: the client makes its eventfd readable itself,
+ * unless its owner scans the CRQ after hcalls (then nothing is written).
+ */
+TEST(interrupt_raised_during_an_hcall_comes_with_the_deferred_reply)
+{
+	struct tmp *t = tmp_new();
+	struct fx *x = fx_new_config(t->sock, true, true);
+	uint8_t *mem, e[OVMC_CRQ_ENTRY_SIZE];
+	struct ovmc_vmc_node n;
+	struct ovmc_platform *p;
+
+	CHECK_EQ(xconnect(x, t->sock, MEM_SIZE, 0), 0);
+	p = x->plat[0];
+	mem = ovmc_platform_memory(p, NULL);
+	CHECK_EQ(xnode(x, p, &n), 0);
+	CHECK_EQ(HC(x, p, OVMC_H_REG_CRQ, n.unit_address, CRQ_IOBA, OVMC_PAGE_SIZE),
+		 OVMC_H_SUCCESS);
+	for (int scan = 0; scan < 2; scan++) {
+		CHECK_EQ(ovmc_xproc_set_irq_scan(p, scan), 0);
+		/* Queued while disabled; enabling raises, inside the hcall. */
+		CHECK_EQ(HC(x, p, OVMC_H_VIO_SIGNAL, n.unit_address, OVMC_VIO_IRQ_DISABLE),
+			 OVMC_H_SUCCESS);
+		make_entry(e, OVMC_CRQ_CMD, (uint8_t)(0x60 + scan));
+		CHECK_EQ(ovmc_vmc_hv_send(x->vmc, e), OVMC_H_SUCCESS);
+		CHECK(!irq_readable(p));
+		CHECK_EQ(HC(x, p, OVMC_H_VIO_SIGNAL, n.unit_address, OVMC_VIO_IRQ_ENABLE),
+			 OVMC_H_SUCCESS);
+		CHECK_MEM(mem + CRQ_IOBA, e, sizeof(e));
+		CHECK_EQ(irq_readable(p), !scan);
+		ovmc_platform_irq_fired(p);
+		CHECK_EQ(ovmc_platform_irq_ack(p), !scan);
+		CHECK(!irq_readable(p));
+		/* Outside an hcall the eventfd is written as always. */
+		make_entry(e, OVMC_CRQ_CMD, 0x70);
+		CHECK_EQ(ovmc_vmc_hv_send(x->vmc, e), OVMC_H_SUCCESS);
+		CHECK(irq_readable(p));
+		/* Scanning: the ack reads only after the owner saw it fire. */
+		if (scan) {
+			CHECK_EQ(ovmc_platform_irq_ack(p), 0);
+			CHECK(irq_readable(p));
+			ovmc_platform_irq_fired(p);
+		}
+		CHECK_EQ(ovmc_platform_irq_ack(p), 1);
+		CHECK(!irq_readable(p));
+		/* A fresh queue for the next round. */
+		CHECK_EQ(HC(x, p, OVMC_H_FREE_CRQ, n.unit_address), OVMC_H_SUCCESS);
+		memset(mem + CRQ_IOBA, 0, OVMC_PAGE_SIZE);
+		CHECK_EQ(HC(x, p, OVMC_H_REG_CRQ, n.unit_address, CRQ_IOBA, OVMC_PAGE_SIZE),
+			 OVMC_H_SUCCESS);
+	}
+	CHECK_EQ(ovmc_xproc_set_irq_scan(NULL, true), -EINVAL);
 	CHECK_EQ(x->warnings, 0);
 }
 

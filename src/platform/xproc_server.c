@@ -53,8 +53,10 @@ struct client {
 	pid_t pid;
 	uid_t uid;
 	uint64_t deadline_ms; /* until attached: ATTACH must come by then */
-	/* A reply waiting for ovmc_xproc_server_flush() (out_len 0: none), and
-	 * whether an interrupt was raised since it was made. */
+	/* With defer_replies: an hcall being executed (busy) or a reply waiting
+	 * for ovmc_xproc_server_flush() (out_len 0: none), and whether an
+	 * interrupt was raised since the hcall began. */
+	bool busy;
 	union {
 		struct xproc_hdr h;
 		struct xproc_hcall_reply hcall;
@@ -148,7 +150,7 @@ static void raise_irq(void *arg)
 	ssize_t n;
 
 	/* The peer waits for that reply: it learns of the interrupt there. */
-	if (c->out_len) {
+	if (c->busy || c->out_len) {
 		c->out_irq = true;
 		return;
 	}
@@ -170,14 +172,24 @@ static int send_deferred(struct client *c)
 	return rc;
 }
 
+/* Before an hcall is executed: 0, or the peer cannot be answered. */
+static int hcall_begin(struct client *c)
+{
+	if (!c->srv->cfg.defer_replies)
+		return 0;
+	/* A peer that asks again before its answer was sent gets it first. */
+	if (c->out_len && send_deferred(c))
+		return -EPIPE;
+	c->busy = true;
+	return 0;
+}
+
 /* An hcall's reply: now, or at ovmc_xproc_server_flush(). */
 static int hcall_reply(struct client *c, const void *msg, size_t len)
 {
 	if (!c->srv->cfg.defer_replies)
 		return reply(c, msg, len);
-	/* A peer that asks again before its answer was sent gets it first. */
-	if (c->out_len && send_deferred(c))
-		return -EPIPE;
+	c->busy = false;
 	memcpy(&c->out, msg, len);
 	c->out_len = len;
 	c->srv->n_deferred++;
@@ -305,6 +317,8 @@ static enum verdict on_hcall(struct client *c, const union xproc_msg *m, const i
 		slog(c->srv, OVMC_LOG_WARN, "xproc: pid %d: malformed HCALL", (int)c->pid);
 		return DROP_FAILED;
 	}
+	if (hcall_begin(c))
+		return DROP_FAILED;
 	memset(&r, 0, sizeof(r));
 	ovmc_xp_hdr(&r.h, XPROC_HCALL_REPLY, q->h.seq);
 	r.rc = ovmc_part_hcall(c->part, (unsigned long)q->opcode, q->args, q->nargs, rets);
@@ -328,6 +342,8 @@ static enum verdict on_hcall_pair(struct client *c, const union xproc_msg *m, co
 			return DROP_FAILED;
 		}
 	}
+	if (hcall_begin(c))
+		return DROP_FAILED;
 	memset(&r, 0, sizeof(r));
 	ovmc_xp_hdr(&r.h, XPROC_HCALL_PAIR_REPLY, q->h.seq);
 	r.rc[0] = ovmc_part_hcall(c->part, (unsigned long)q->call[0].opcode, q->call[0].args,
