@@ -143,6 +143,7 @@ OVMC_API int ovmc_xproc_dead_reason(struct ovmc_platform *p);
 /* ---- server (the hypervisor's process) ---- */
 
 struct ovmc_xproc_server;
+struct ovmc_xproc_conn; /* one connection of a server */
 
 struct ovmc_xproc_server_config {
 	const char *socket_path; /* its directory is created 0700 if missing */
@@ -167,6 +168,14 @@ struct ovmc_xproc_server_config {
 	 * work): an interrupt raised for a partition meanwhile then goes with
 	 * its reply, not through its eventfd. */
 	bool defer_replies;
+	/* Optional: the owner watches each connection's descriptor in its own
+	 * loop (one epoll level less per message) and calls
+	 * ovmc_xproc_server_serve() when it is readable. Called with `add`
+	 * when a connection is accepted (a nonzero -errno refuses it) and
+	 * without before its descriptor is closed. Without it, connections
+	 * are in ovmc_xproc_server_fd()'s set. */
+	int (*watch)(void *user, int fd, struct ovmc_xproc_conn *conn, bool add);
+	void *watch_user;
 	ovmc_log_fn log;
 	void *log_user;
 };
@@ -193,6 +202,8 @@ OVMC_API int ovmc_xproc_server_fd(struct ovmc_xproc_server *srv);
  * through cfg.log), removing the partition as failed.
  */
 OVMC_API void ovmc_xproc_server_dispatch(struct ovmc_xproc_server *srv);
+/* With cfg.watch: what dispatch does for one connection that is readable. */
+OVMC_API void ovmc_xproc_server_serve(struct ovmc_xproc_conn *conn);
 /*
  * With cfg.defer_replies: send the replies of the hcalls dispatched since
  * the last call (a peer that cannot take its reply is dropped). Call it

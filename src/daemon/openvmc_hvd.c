@@ -78,6 +78,21 @@ static void on_server(void *arg, int fd, uint32_t events)
 	ovmc_xproc_server_dispatch(arg);
 }
 
+static void on_conn(void *arg, int fd, uint32_t events)
+{
+	(void)fd;
+	(void)events;
+	ovmc_xproc_server_serve(arg);
+}
+
+/* Each partition's connection is in the loop itself: one epoll_wait per wake-up. */
+static int watch_conn(void *user, int fd, struct ovmc_xproc_conn *conn, bool add)
+{
+	if (add)
+		return ovmc_loop_add(user, fd, on_conn, conn);
+	return ovmc_loop_del(user, fd);
+}
+
 /* Last of the pass: the replies go with what the pass raised. */
 static uint64_t flush_replies(void *arg, uint64_t now)
 {
@@ -262,6 +277,8 @@ int main(int argc, char **argv)
 	sc.hv_window_size = ovmc_hv_memory_required(&hc.hv);
 	sc.hv_queue_entries = hc.hv.crq_size;
 	sc.defer_replies = true;
+	sc.watch = watch_conn;
+	sc.watch_user = loop;
 	sc.log = xproc_log;
 	sc.log_user = (void *)"platform";
 	rc = ovmc_xproc_server_new(&sc, &srv);

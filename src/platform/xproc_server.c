@@ -42,8 +42,8 @@
 /* Messages read per connection and dispatch when they need no answer. */
 #define REPORTS_PER_DISPATCH 32
 
-struct client {
-	struct client *next;
+struct ovmc_xproc_conn {
+	struct ovmc_xproc_conn *next;
 	struct ovmc_xproc_server *srv;
 	int fd;
 	int irq_fd; /* -1 until attached */
@@ -70,7 +70,7 @@ struct ovmc_xproc_server {
 	struct ovmc_xproc_server_config cfg;
 	struct ovmc_xp_listener l; /* its timer: the earliest ATTACH deadline */
 	/* Newest first, so the last one not attached is the oldest. */
-	struct client *clients;
+	struct ovmc_xproc_conn *clients;
 	unsigned n_clients;
 	unsigned n_pending; /* connected, not attached */
 	unsigned n_deferred; /* clients with out_len set */
@@ -101,10 +101,10 @@ slog(const struct ovmc_xproc_server *s, enum ovmc_log_level level, const char *f
 
 /* ---- connections ---- */
 
-static void client_drop(struct client *c, bool failed)
+static void client_drop(struct ovmc_xproc_conn *c, bool failed)
 {
 	struct ovmc_xproc_server *s = c->srv;
-	struct client **pp;
+	struct ovmc_xproc_conn **pp;
 
 	for (pp = &s->clients; *pp && *pp != c; pp = &(*pp)->next)
 		;
@@ -121,12 +121,15 @@ static void client_drop(struct client *c, bool failed)
 		munmap(c->mem, c->mem_size);
 	if (c->irq_fd >= 0)
 		close(c->irq_fd);
-	epoll_ctl(s->l.ep, EPOLL_CTL_DEL, c->fd, NULL);
+	if (s->cfg.watch)
+		s->cfg.watch(s->cfg.watch_user, c->fd, c, false);
+	else
+		epoll_ctl(s->l.ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	free(c);
 }
 
-static int reply(struct client *c, const void *msg, size_t len)
+static int reply(struct ovmc_xproc_conn *c, const void *msg, size_t len)
 {
 	/* The peer has exactly one request outstanding, so its receive queue
 	 * has room unless it floods us without reading: then it goes. */
@@ -145,7 +148,7 @@ static int reply(struct client *c, const void *msg, size_t len)
 
 static void raise_irq(void *arg)
 {
-	struct client *c = arg;
+	struct ovmc_xproc_conn *c = arg;
 	uint64_t one = 1;
 	ssize_t n;
 
@@ -159,7 +162,7 @@ static void raise_irq(void *arg)
 	(void)n; /* EAGAIN: the counter is saturated, the fd readable all the same */
 }
 
-static int send_deferred(struct client *c)
+static int send_deferred(struct ovmc_xproc_conn *c)
 {
 	int rc;
 
@@ -173,7 +176,7 @@ static int send_deferred(struct client *c)
 }
 
 /* Before an hcall is executed: 0, or the peer cannot be answered. */
-static int hcall_begin(struct client *c)
+static int hcall_begin(struct ovmc_xproc_conn *c)
 {
 	if (!c->srv->cfg.defer_replies)
 		return 0;
@@ -185,7 +188,7 @@ static int hcall_begin(struct client *c)
 }
 
 /* An hcall's reply: now, or at ovmc_xproc_server_flush(). */
-static int hcall_reply(struct client *c, const void *msg, size_t len)
+static int hcall_reply(struct ovmc_xproc_conn *c, const void *msg, size_t len)
 {
 	if (!c->srv->cfg.defer_replies)
 		return reply(c, msg, len);
@@ -200,7 +203,7 @@ void ovmc_xproc_server_flush(struct ovmc_xproc_server *s)
 {
 	if (!s->n_deferred)
 		return;
-	for (struct client *c = s->clients, *next; c && s->n_deferred; c = next) {
+	for (struct ovmc_xproc_conn *c = s->clients, *next; c && s->n_deferred; c = next) {
 		next = c->next;
 		if (c->out_len && send_deferred(c))
 			client_drop(c, true);
@@ -221,7 +224,7 @@ static bool is_eventfd(int fd)
 }
 
 /* Validate the partition memory and interrupt, map, create the partition. */
-static int attach_partition(struct client *c, uint64_t mem_size, const int *fds)
+static int attach_partition(struct ovmc_xproc_conn *c, uint64_t mem_size, const int *fds)
 {
 	struct ovmc_xproc_server *s = c->srv;
 	struct ovmc_part_config pc = {0};
@@ -274,8 +277,8 @@ static int attach_partition(struct client *c, uint64_t mem_size, const int *fds)
 	return 0;
 }
 
-static enum verdict on_attach(struct client *c, const union xproc_msg *m, const int *fds,
-			      unsigned nfds)
+static enum verdict on_attach(struct ovmc_xproc_conn *c, const union xproc_msg *m,
+			      const int *fds, unsigned nfds)
 {
 	struct xproc_attach_reply r;
 	int status;
@@ -305,8 +308,8 @@ static enum verdict on_attach(struct client *c, const union xproc_msg *m, const 
 	return reply(c, &r, sizeof(r)) ? DROP_FAILED : KEEP;
 }
 
-static enum verdict on_hcall(struct client *c, const union xproc_msg *m, const int *fds,
-			     unsigned nfds)
+static enum verdict on_hcall(struct ovmc_xproc_conn *c, const union xproc_msg *m,
+			     const int *fds, unsigned nfds)
 {
 	const struct xproc_hcall *q = &m->hcall;
 	struct xproc_hcall_reply r;
@@ -326,8 +329,8 @@ static enum verdict on_hcall(struct client *c, const union xproc_msg *m, const i
 	return hcall_reply(c, &r, sizeof(r)) ? DROP_FAILED : KEEP;
 }
 
-static enum verdict on_hcall_pair(struct client *c, const union xproc_msg *m, const int *fds,
-				  unsigned nfds)
+static enum verdict on_hcall_pair(struct ovmc_xproc_conn *c, const union xproc_msg *m,
+				  const int *fds, unsigned nfds)
 {
 	const struct xproc_hcall_pair *q = &m->hcall_pair;
 	struct xproc_hcall_pair_reply r;
@@ -355,8 +358,8 @@ static enum verdict on_hcall_pair(struct client *c, const union xproc_msg *m, co
 	return hcall_reply(c, &r, sizeof(r)) ? DROP_FAILED : KEEP;
 }
 
-static enum verdict on_node(struct client *c, const union xproc_msg *m, const int *fds,
-			    unsigned nfds)
+static enum verdict on_node(struct ovmc_xproc_conn *c, const union xproc_msg *m,
+			    const int *fds, unsigned nfds)
 {
 	struct xproc_node_reply r;
 	struct ovmc_vmc_node node;
@@ -388,7 +391,8 @@ static enum verdict on_node(struct client *c, const union xproc_msg *m, const in
  * The reports that came with a message: copies out of the hypervisor
  * window the client made, counted and traced now. NULL if they hold.
  */
-static const char *apply_reports(struct client *c, const struct xproc_reports *q, size_t len)
+static const char *apply_reports(struct ovmc_xproc_conn *c, const struct xproc_reports *q,
+				 size_t len)
 {
 	struct ovmc_vmc_node node;
 
@@ -413,14 +417,14 @@ static const char *apply_reports(struct client *c, const struct xproc_reports *q
 }
 
 /* The reports were the whole message. */
-static enum verdict on_rdma(struct client *c, const union xproc_msg *m, const int *fds,
-			    unsigned nfds)
+static enum verdict on_rdma(struct ovmc_xproc_conn *c, const union xproc_msg *m,
+			    const int *fds, unsigned nfds)
 {
 	return KEEP;
 }
 
-static enum verdict on_detach(struct client *c, const union xproc_msg *m, const int *fds,
-			      unsigned nfds)
+static enum verdict on_detach(struct ovmc_xproc_conn *c, const union xproc_msg *m,
+			      const int *fds, unsigned nfds)
 {
 	slog(c->srv, OVMC_LOG_INFO, "xproc: partition %u detached", ovmc_part_id(c->part));
 	client_drop(c, false);
@@ -436,7 +440,7 @@ static const struct {
 	size_t len;
 	bool attached;
 	bool reports;
-	enum verdict (*fn)(struct client *c, const union xproc_msg *m, const int *fds,
+	enum verdict (*fn)(struct ovmc_xproc_conn *c, const union xproc_msg *m, const int *fds,
 			   unsigned nfds);
 } handlers[XPROC_TYPE_COUNT] = {
 	[XPROC_ATTACH] = {"ATTACH", sizeof(struct xproc_attach), false, false, on_attach},
@@ -458,8 +462,8 @@ static const char *type_name(const union xproc_msg *m, size_t len)
 }
 
 /* Takes ownership of fds[0..min(nfds, XPROC_ATTACH_FDS)). */
-static enum verdict handle(struct client *c, const union xproc_msg *m, size_t len, bool trunc,
-			   const int *fds, unsigned nfds)
+static enum verdict handle(struct ovmc_xproc_conn *c, const union xproc_msg *m, size_t len,
+			   bool trunc, const int *fds, unsigned nfds)
 {
 	unsigned kept = nfds < XPROC_ATTACH_FDS ? nfds : XPROC_ATTACH_FDS;
 	const char *why;
@@ -526,7 +530,7 @@ bad:
  * next time (level-triggered), and dropped once its answers fill its
  * queue.
  */
-static void serve(struct client *c)
+static void serve(struct ovmc_xproc_conn *c)
 {
 	for (unsigned i = 0; i < REPORTS_PER_DISPATCH;) {
 		union xproc_msg m;
@@ -579,7 +583,7 @@ static void arm_timer(struct ovmc_xproc_server *s)
 	struct itimerspec its = {0};
 	uint64_t next = UINT64_MAX;
 
-	for (struct client *c = s->clients; c; c = c->next)
+	for (struct ovmc_xproc_conn *c = s->clients; c; c = c->next)
 		if (!c->part && c->deadline_ms < next)
 			next = c->deadline_ms;
 	if (next == s->armed_ms)
@@ -602,7 +606,7 @@ static void expire(struct ovmc_xproc_server *s)
 	if (read(s->l.tfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		slog(s, OVMC_LOG_WARN, "xproc: timer: %s", strerror(errno));
 	s->armed_ms = UINT64_MAX;
-	for (struct client *c = s->clients, *next; c; c = next) {
+	for (struct ovmc_xproc_conn *c = s->clients, *next; c; c = next) {
 		next = c->next;
 		if (!c->part && c->deadline_ms <= now) {
 			slog(s, OVMC_LOG_WARN,
@@ -629,11 +633,11 @@ static void refuse(struct ovmc_xproc_server *s, int fd, int status)
 /* Make room for one more connection; false if every one is attached. */
 static bool make_room(struct ovmc_xproc_server *s, pid_t newcomer)
 {
-	struct client *oldest = NULL;
+	struct ovmc_xproc_conn *oldest = NULL;
 
 	if (s->n_pending < s->cfg.max_pending && s->n_clients < s->cfg.max_clients)
 		return true;
-	for (struct client *c = s->clients; c; c = c->next)
+	for (struct ovmc_xproc_conn *c = s->clients; c; c = c->next)
 		if (!c->part)
 			oldest = c;
 	if (!oldest)
@@ -652,8 +656,8 @@ static void accept_clients(struct ovmc_xproc_server *s)
 		struct ucred cred;
 		socklen_t cl = sizeof(cred);
 		struct epoll_event ev = {.events = EPOLLIN};
-		struct client *c;
-		int fd = accept4(s->l.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct ovmc_xproc_conn *c;
+		int fd = accept4(s->l.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), rc;
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
@@ -691,8 +695,10 @@ static void accept_clients(struct ovmc_xproc_server *s)
 		c->uid = cred.uid;
 		c->deadline_ms = mono_ms() + s->cfg.attach_timeout_ms;
 		ev.data.ptr = c;
-		if (epoll_ctl(s->l.ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
-			slog(s, OVMC_LOG_ERROR, "xproc: epoll: %s", strerror(errno));
+		rc = s->cfg.watch ? s->cfg.watch(s->cfg.watch_user, fd, c, true)
+				  : epoll_ctl(s->l.ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+		if (rc) {
+			slog(s, OVMC_LOG_ERROR, "xproc: watching a connection: %s", strerror(-rc));
 			close(fd);
 			free(c);
 			continue;
@@ -703,6 +709,17 @@ static void accept_clients(struct ovmc_xproc_server *s)
 		s->n_pending++;
 		slog(s, OVMC_LOG_DEBUG, "xproc: pid %d connected", (int)c->pid);
 	}
+}
+
+void ovmc_xproc_server_serve(struct ovmc_xproc_conn *c)
+{
+	struct ovmc_xproc_server *s = c->srv;
+	unsigned pending = s->n_pending;
+
+	serve(c);
+	/* Only an attachment or a departure moves the earliest deadline. */
+	if (s->n_pending != pending)
+		arm_timer(s);
 }
 
 void ovmc_xproc_server_dispatch(struct ovmc_xproc_server *s)
