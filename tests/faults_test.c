@@ -398,7 +398,7 @@ static unsigned mounts_under(const char *dir)
 /* What a daemon holds: descriptors, mappings, resident memory; and its mounts. */
 struct holdings {
 	int fds;
-	unsigned maps, anon_maps, mounts;
+	unsigned named_maps, anon_maps, mounts;
 	long rss_kb;
 };
 
@@ -407,7 +407,7 @@ static struct holdings holdings_of(pid_t pid, const struct daemon *dev)
 	struct holdings h = {.fds = fd_count(pid), .mounts = mounts_under(dev->dir),
 			     .rss_kb = rss_kb(pid)};
 
-	count_maps(pid, &h.maps, &h.anon_maps);
+	count_maps(pid, &h.named_maps, &h.anon_maps);
 	return h;
 }
 
@@ -428,19 +428,19 @@ static struct holdings holdings_of(pid_t pid, const struct daemon *dev)
 static void holdings_flat(const char *who, const struct holdings *a, const struct holdings *b,
 			  unsigned cycle)
 {
+	char what[256];
+
+	snprintf(what, sizeof(what),
+		 "fds %d -> %d, maps (named+anonymous) %u+%u -> %u+%u, mounts %u -> %u, "
+		 "rss %ld -> %ld kB",
+		 a->fds, b->fds, a->named_maps, a->anon_maps, b->named_maps, b->anon_maps,
+		 a->mounts, b->mounts, a->rss_kb, b->rss_kb);
 	/* The long run (scripts/soak.sh) reports what it measured. */
 	if (getenv("OVMC_FAULT_CYCLES") && cycle + 1 == cycles() + 1)
-		fprintf(stderr,
-			"%s after %u cycles: fds %d -> %d, maps %u+%u -> %u+%u, mounts %u -> %u, "
-			"rss %ld -> %ld kB\n",
-			who, cycle, a->fds, b->fds, a->maps, a->anon_maps, b->maps, b->anon_maps,
-			a->mounts, b->mounts, a->rss_kb, b->rss_kb);
-	if (a->fds != b->fds || a->maps != b->maps || a->mounts != b->mounts ||
+		fprintf(stderr, "%s after %u cycles: %s\n", who, cycle, what);
+	if (a->fds != b->fds || a->named_maps != b->named_maps || a->mounts != b->mounts ||
 	    b->anon_maps > a->anon_maps + ANON_MAPS_SLACK || b->rss_kb > a->rss_kb + RSS_SLACK_KB)
-		FAIL("%s after cycle %u: fds %d -> %d, maps (named+anonymous) %u+%u -> %u+%u, "
-		     "mounts %u -> %u, rss %ld -> %ld kB",
-		     who, cycle, a->fds, b->fds, a->maps, a->anon_maps, b->maps, b->anon_maps,
-		     a->mounts, b->mounts, a->rss_kb, b->rss_kb);
+		FAIL("%s after cycle %u: %s", who, cycle, what);
 }
 
 /* Two sessions busy with round trips; returns once both run. */
