@@ -65,6 +65,8 @@ static unsigned rl_burst = RL_DEFAULT_BURST;
 static uint64_t rl_window = RL_DEFAULT_WINDOW_NS;
 static struct rl_slot rl[RL_SLOTS];
 static uint64_t rl_suppressed_total;
+/* Slots holding back lines: ovmc_log_tick() has nothing to do without. */
+static unsigned rl_holding;
 static uint64_t (*clock_fn)(void);
 static bool emitting_summary;
 
@@ -265,6 +267,7 @@ static void summarize(struct rl_slot *s)
 		 s->suppressed, s->example,
 		 (unsigned long long)((rl_window + 999999999ull) / 1000000000ull));
 	s->suppressed = 0;
+	rl_holding--;
 	emitting_summary = true;
 	emit(s->level, s->component, text);
 	emitting_summary = false;
@@ -309,7 +312,8 @@ static bool rate_allows(enum ovmc_log_level level, const char *component, const 
 		s->logged++;
 		return true;
 	}
-	s->suppressed++;
+	if (s->suppressed++ == 0)
+		rl_holding++;
 	rl_suppressed_total++;
 	/* Cut short: a summary quotes the start of what it stands for. */
 	memcpy(s->example, text, strnlen(text, sizeof(s->example) - 1));
@@ -321,6 +325,9 @@ uint64_t ovmc_log_tick(void)
 {
 	uint64_t next = UINT64_MAX;
 
+	/* Called on every pass of the loop: mostly nothing is held back. */
+	if (!rl_holding)
+		return next;
 	expire(now_ns());
 	for (unsigned i = 0; i < RL_SLOTS; i++)
 		if (rl[i].key && rl[i].suppressed && rl[i].window_start + rl_window < next)
@@ -343,6 +350,7 @@ void ovmc_log_set_rate_limit(unsigned burst, uint64_t window_ns)
 	rl_burst = burst;
 	rl_window = window_ns ? window_ns : RL_DEFAULT_WINDOW_NS;
 	memset(rl, 0, sizeof(rl));
+	rl_holding = 0;
 }
 
 void ovmc_log_set_clock(uint64_t (*fn)(void))
