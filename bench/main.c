@@ -10,6 +10,8 @@
  */
 #include "bench.h"
 
+#include <openvmc/common.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -434,7 +436,8 @@ static void usage(FILE *out)
 	      "  -c, --csv FILE        also write the figures as CSV\n"
 	      "  -j, --json FILE       also write them as JSON\n"
 	      "  -b, --bin-dir DIR     where openvmc, openvmcd, openvmc-hvd are\n"
-	      "  -h, --help            this text\n",
+	      "  -h, --help            this text\n"
+	      "  -V, --version         the version\n",
 	      out);
 }
 
@@ -457,7 +460,7 @@ int main(int argc, char **argv)
 		{"idle-ms", required_argument, NULL, 'I'}, {"mode", required_argument, NULL, 'm'},
 		{"csv", required_argument, NULL, 'c'},  {"json", required_argument, NULL, 'j'},
 		{"bin-dir", required_argument, NULL, 'b'}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
 	};
 	struct bench_cfg cfg = {.iters = 20000, .idle_ms = 10000, .bin_dir = OVMC_BENCH_BIN_DIR};
 	static struct bench_rows rows;
@@ -465,7 +468,7 @@ int main(int argc, char **argv)
 	cpu_set_t all, cpu0;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "qi:I:m:c:j:b:h", longs, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "qi:I:m:c:j:b:hV", longs, NULL)) != -1) {
 		switch (c) {
 		case 'q':
 			cfg.iters = 2000;
@@ -493,6 +496,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("ovmc-bench (openvmc) %s\n", OVMC_VERSION_STRING);
 			return 0;
 		default:
 			usage(stderr);

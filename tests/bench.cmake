@@ -7,4 +7,7 @@ if(TARGET ovmc-bench)
   add_test(NAME bench.smoke COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/needs.sh
     $<TARGET_FILE:ovmc-bench> --iters 20 --idle-ms 50 --mode both --csv /dev/null --json /dev/null)
   set_tests_properties(bench.smoke PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77 LABELS "bench;fuse")
+  add_test(NAME bench.version COMMAND $<TARGET_FILE:ovmc-bench> --version)
+  set_tests_properties(bench.version PROPERTIES TIMEOUT 10 LABELS "bench"
+    PASS_REGULAR_EXPRESSION "^ovmc-bench \\(openvmc\\) ${PROJECT_VERSION}\n$")
 endif()
