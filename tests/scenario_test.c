@@ -538,6 +538,93 @@ TEST(read_shorter_than_message_truncates_and_counts)
 	CHECK_EQ(sim_read(s, f, buf, 0), 0);
 }
 
+/* What ovmc_drv_read_to() handed over, and how often. */
+struct grabbed {
+	unsigned calls;
+	size_t len;
+	uint8_t data[256];
+	struct sim *s;
+	unsigned free_during; /* the slot's free buffers while it was handed over */
+};
+
+static void grab(void *user, const void *data, size_t len)
+{
+	struct grabbed *g = user;
+	struct ovmc_drv_slot_info si;
+
+	g->calls++;
+	g->len = len;
+	memcpy(g->data, data, len < sizeof(g->data) ? len : sizeof(g->data));
+	slot_info(g->s, 0, &si);
+	g->free_during = si.free;
+}
+
+TEST(read_to_hands_each_message_over_once_then_takes_the_buffer_back)
+{
+	struct sim *s = sim_new(NULL);
+	struct sim_file *f;
+	struct grabbed g = {.s = s};
+	struct ovmc_drv_slot_info before, after;
+	uint8_t id[OVMC_HMC_ID_LEN];
+	uint32_t mtu;
+
+	sim_ready(s);
+	mtu = sim_mtu(s);
+	sim_make_id(id, 1);
+	f = sim_open_session(s, id);
+	write_str(s, f, "first");
+	write_str(s, f, "second-message");
+	sim_run(s);
+	slot_info(s, 0, &before);
+	CHECK_EQ(before.queued, 2);
+	CHECK_EQ(ovmc_drv_read_to(s->drv, f->f, 256, grab, &g, s->now), 5);
+	CHECK_EQ(g.calls, 1);
+	CHECK_EQ(g.len, 5);
+	CHECK_MEM(g.data, "first", 5);
+	/* Handed over from its buffer, which was still the message's then. */
+	CHECK_EQ(g.free_during, before.free);
+	slot_info(s, 0, &after);
+	CHECK_EQ(after.queued, 1);
+	CHECK_EQ(after.free, before.free + 1);
+	/* A shorter read truncates and counts as read() does. */
+	CHECK_EQ(ovmc_drv_read_to(s->drv, f->f, 6, grab, &g, s->now), 6);
+	CHECK_EQ(g.calls, 2);
+	CHECK_EQ(g.len, 6);
+	CHECK_MEM(g.data, "second", 6);
+	CHECK_EQ(drv_stats(s).truncated_reads, 1);
+	CHECK_EQ(drv_stats(s).truncated_bytes, 8);
+	/* Nothing read: fn is not called. */
+	CHECK_EQ(ovmc_drv_read_to(s->drv, f->f, 256, grab, &g, s->now), -EAGAIN);
+	CHECK_EQ(ovmc_drv_read_to(s->drv, f->f, 0, grab, &g, s->now), 0);
+	CHECK_EQ(ovmc_drv_read_to(s->drv, f->f, mtu + 1, grab, &g, s->now), -EINVAL);
+	CHECK_EQ(ovmc_drv_read_to(s->drv, f->f, 256, NULL, NULL, s->now), -EINVAL);
+	CHECK_EQ(g.calls, 2);
+	/* The session goes on. */
+	round_trip(s, f, "after read_to");
+}
+
+TEST(read_to_after_a_reset_hands_over_what_had_arrived)
+{
+	struct sim *s = sim_new(NULL);
+	struct sim_file *f;
+	struct grabbed g = {.s = s};
+	uint8_t id[OVMC_HMC_ID_LEN];
+
+	sim_ready(s);
+	sim_make_id(id, 1);
+	f = sim_open_session(s, id);
+	write_str(s, f, "kept");
+	sim_run(s);
+	ovmc_hv_restart(s->hv, OVMC_EVENT_PARTNER_FAILED, s->now);
+	sim_run(s);
+	CHECK_EQ(ovmc_drv_read_to(s->drv, f->f, 256, grab, &g, s->now), 4);
+	CHECK_EQ(g.calls, 1);
+	CHECK_MEM(g.data, "kept", 4);
+	CHECK_EQ(ovmc_drv_read_to(s->drv, f->f, 256, grab, &g, s->now), -EBADFD);
+	CHECK_EQ(g.calls, 1);
+	sim_close(s, f);
+}
+
 static void send_async(struct sim *s, unsigned index, unsigned first, unsigned n)
 {
 	for (unsigned i = first; i < first + n; i++) {

@@ -171,6 +171,18 @@ OVMC_API ssize_t ovmc_drv_write(struct ovmc_drv *d, struct ovmc_drv_file *f, con
 OVMC_API ssize_t ovmc_drv_read(struct ovmc_drv *d, struct ovmc_drv_file *f, void *buf,
 			       size_t len, uint64_t now);
 
+/* Where ovmc_drv_read_to() hands a message: valid only during the call. */
+typedef void (*ovmc_drv_read_fn)(void *user, const void *data, size_t len);
+/*
+ * read() without the copy: fn(user, data, n) is called once with the
+ * message (or its first len bytes) while it is still in the driver's
+ * buffer, which is taken back after fn returns; fn must not call into
+ * the driver. Not called when nothing is read (len 0 or an error).
+ * Returns what ovmc_drv_read() returns; -EINVAL also for fn NULL.
+ */
+OVMC_API ssize_t ovmc_drv_read_to(struct ovmc_drv *d, struct ovmc_drv_file *f, size_t len,
+				  ovmc_drv_read_fn fn, void *user, uint64_t now);
+
 /*
  * poll(): POLLIN|POLLRDNORM while a message is queued (Linux), and beyond
  * Linux POLLOUT|POLLWRNORM while a write would not get -EBUSY, POLLHUP

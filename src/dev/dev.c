@@ -176,12 +176,39 @@ static void ready_remove(struct ovmc_dev *dev, struct dev_file *f)
 	f->queued = false;
 }
 
+struct answer {
+	fuse_req_t req;
+	bool sent;
+};
+
+/* The message goes to the kernel straight from the driver's buffer. */
+static void answer_with(void *user, const void *data, size_t len)
+{
+	struct answer *a = user;
+
+	fuse_reply_buf(a->req, data, len);
+	a->sent = true;
+}
+
+/* One read for req: answered (n >= 0) or the driver's error, untouched. */
+static ssize_t read_into_reply(struct ovmc_dev *dev, struct dev_file *f, fuse_req_t req,
+			       size_t size)
+{
+	struct answer a = {.req = req};
+	ssize_t n = ovmc_drv_read_to(dev->drv, f->drv_file, size, answer_with, &a, ovmc_now_ns());
+
+	/* A read of 0 bytes gets its empty answer here. */
+	if (n >= 0 && !a.sent)
+		fuse_reply_buf(req, NULL, 0);
+	return n;
+}
+
 /* Answer the file's parked reads in order while the driver has data (or an error). */
 static void serve_parked(struct ovmc_dev *dev, struct dev_file *f)
 {
 	while (f->parked_head) {
 		struct parked_read *p = f->parked_head;
-		ssize_t n = ovmc_drv_read(dev->drv, f->drv_file, dev->rbuf, p->size, ovmc_now_ns());
+		ssize_t n = read_into_reply(dev, f, p->req, p->size);
 
 		if (n == -EAGAIN)
 			return;
@@ -190,7 +217,6 @@ static void serve_parked(struct ovmc_dev *dev, struct dev_file *f)
 			continue;
 		}
 		parked_unlink(p);
-		fuse_reply_buf(p->req, (const char *)dev->rbuf, (size_t)n);
 		free(p);
 	}
 }
@@ -308,11 +334,9 @@ void ovmc_dev_op_read(fuse_req_t req, size_t size, struct fuse_file_info *fi)
 	}
 	/* With parked reads left after the flush, this finds nothing queued
 	 * and only checks the arguments (EINVAL, EIO) before parking too. */
-	n = ovmc_drv_read(dev->drv, f->drv_file, dev->rbuf, size, ovmc_now_ns());
-	if (n >= 0) {
-		fuse_reply_buf(req, (const char *)dev->rbuf, (size_t)n);
+	n = read_into_reply(dev, f, req, size);
+	if (n >= 0)
 		return;
-	}
 	if (n != -EAGAIN) {
 		fuse_reply_err(req, (int)-n);
 		return;
@@ -1101,9 +1125,8 @@ int ovmc_dev_new(const struct ovmc_dev_config *cfg, struct ovmc_drv *drv, struct
 	dev->fd = dev->fd_last = dev->watchdog_fd = -1;
 	dev->path = strdup(cfg->cuse ? "/dev/" : cfg->path);
 	dev->cuse_name = cfg->cuse ? strdup(cfg->cuse_name) : NULL;
-	dev->rbuf = malloc(OVMC_DEV_MAX_READ);
 	dev->reqbuf = malloc(OVMC_DEV_REQ_BUF);
-	if (!dev->path || !dev->rbuf || !dev->reqbuf || (cfg->cuse && !dev->cuse_name))
+	if (!dev->path || !dev->reqbuf || (cfg->cuse && !dev->cuse_name))
 		goto nomem;
 	if (cfg->cuse) {
 		char *full = malloc(strlen(dev->path) + strlen(dev->cuse_name) + 1);
@@ -1270,7 +1293,6 @@ void ovmc_dev_free(struct ovmc_dev *dev)
 		ovmc_log(OVMC_LOG_WARN, COMPONENT, "cannot remove %s: %s", dev->path,
 			 strerror(errno));
 	free(dev->reqbuf);
-	free(dev->rbuf);
 	free(dev->path);
 	free(dev->cuse_name);
 	free(dev);

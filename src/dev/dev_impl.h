@@ -61,7 +61,6 @@ struct ovmc_dev {
 	struct dev_file *files;
 	unsigned n_files;
 	struct dev_file *ready_head, *ready_tail;
-	uint8_t *rbuf; /* one message, for read() */
 	struct ovmc_dev_stats stats;
 };
 

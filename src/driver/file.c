@@ -136,8 +136,19 @@ ssize_t ovmc_drv_write(struct ovmc_drv *d, struct ovmc_drv_file *f, const void *
 	return (ssize_t)len;
 }
 
+static void copy_to(void *user, const void *data, size_t len)
+{
+	memcpy(user, data, len);
+}
+
 ssize_t ovmc_drv_read(struct ovmc_drv *d, struct ovmc_drv_file *f, void *buf, size_t len,
 		      uint64_t now)
+{
+	return ovmc_drv_read_to(d, f, len, copy_to, buf, now);
+}
+
+ssize_t ovmc_drv_read_to(struct ovmc_drv *d, struct ovmc_drv_file *f, size_t len,
+			 ovmc_drv_read_fn fn, void *user, uint64_t now)
 {
 	uint32_t mtu = d->state == OVMC_DRV_READY ? d->neg.mtu : d->cfg.max_mtu;
 	struct drv_slot *s = f->slot;
@@ -146,6 +157,8 @@ ssize_t ovmc_drv_read(struct ovmc_drv *d, struct ovmc_drv_file *f, void *buf, si
 	int id = -1;
 
 	d->now = now;
+	if (!fn)
+		return -EINVAL;
 	if (len == 0)
 		return 0;
 	if (len > mtu)
@@ -159,14 +172,14 @@ ssize_t ovmc_drv_read(struct ovmc_drv *d, struct ovmc_drv_file *f, void *buf, si
 		if (!f->orphans)
 			f->orphans_tail = NULL;
 		n = len < o->len ? len : o->len;
-		memcpy(buf, o->data, n);
+		fn(user, o->data, n);
 		msg_len = o->len;
 		free(o);
 	} else if (s && (id = drv_rq_pop(s, d)) >= 0) {
 		msg_len = s->bufs[id].msg_len;
 		src = mirror(d, s->index, (unsigned)id);
 		n = len < msg_len ? len : msg_len;
-		memcpy(buf, src, n);
+		fn(user, src, n);
 		drv_buf_free(s, (unsigned)id);
 	} else {
 		return f->reset ? -EBADFD : -EAGAIN;
