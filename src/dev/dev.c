@@ -176,31 +176,22 @@ static void ready_remove(struct ovmc_dev *dev, struct dev_file *f)
 	f->queued = false;
 }
 
-struct answer {
-	fuse_req_t req;
-	bool sent;
-};
-
 /* The message goes to the kernel straight from the driver's buffer. */
-static void answer_with(void *user, const void *data, size_t len)
+static void answer_with(void *req, const void *data, size_t len)
 {
-	struct answer *a = user;
-
-	fuse_reply_buf(a->req, data, len);
-	a->sent = true;
+	fuse_reply_buf(req, data, len);
 }
 
 /* One read for req: answered (n >= 0) or the driver's error, untouched. */
 static ssize_t read_into_reply(struct ovmc_dev *dev, struct dev_file *f, fuse_req_t req,
 			       size_t size)
 {
-	struct answer a = {.req = req};
-	ssize_t n = ovmc_drv_read_to(dev->drv, f->drv_file, size, answer_with, &a, ovmc_now_ns());
-
-	/* A read of 0 bytes gets its empty answer here. */
-	if (n >= 0 && !a.sent)
+	/* The driver hands nothing over for a read of 0 bytes. */
+	if (size == 0) {
 		fuse_reply_buf(req, NULL, 0);
-	return n;
+		return 0;
+	}
+	return ovmc_drv_read_to(dev->drv, f->drv_file, size, answer_with, req, ovmc_now_ns());
 }
 
 /* Answer the file's parked reads in order while the driver has data (or an error). */
