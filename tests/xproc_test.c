@@ -283,6 +283,7 @@ static void serve_while(struct fx *f, void (*fn)(void *), void *arg)
 struct connect_job {
 	const char *path;
 	size_t size;
+	bool socket_only;
 	struct ovmc_platform *p;
 	int rc;
 };
@@ -291,18 +292,34 @@ static void connect_main(void *arg)
 {
 	struct connect_job *c = arg;
 
-	c->rc = ovmc_xproc_connect(c->path, c->size, &c->p);
+	if (!c->socket_only) {
+		c->rc = ovmc_xproc_connect(c->path, c->size, &c->p);
+		return;
+	}
+	c->rc = ovmc_xproc_new(c->path, c->size, &c->p);
+	if (c->rc)
+		return;
+	ovmc_xproc_set_mailbox(c->p, false);
+	c->rc = ovmc_xproc_reconnect(c->p);
+	if (c->rc)
+		ovmc_platform_destroy(c->p);
 }
 
 /* Connect, served by `f`; the platform is kept in f->plat[slot]. */
-static int xconnect(struct fx *f, const char *path, size_t size, unsigned slot)
+static int xconnect_how(struct fx *f, const char *path, size_t size, unsigned slot,
+			bool socket_only)
 {
-	struct connect_job c = {.path = path, .size = size};
+	struct connect_job c = {.path = path, .size = size, .socket_only = socket_only};
 
 	serve_while(f, connect_main, &c);
 	if (c.rc == 0)
 		f->plat[slot] = c.p;
 	return c.rc;
+}
+
+static int xconnect(struct fx *f, const char *path, size_t size, unsigned slot)
+{
+	return xconnect_how(f, path, size, slot, false);
 }
 
 struct hcall_job {
@@ -495,6 +512,11 @@ static void child_reap(struct child *c)
 	c->pid = 0;
 }
 
+static void child_signal(struct child *c, int sig)
+{
+	CHECK_EQ(kill(c->pid, sig), 0);
+}
+
 static struct child *spawn_server(const char *path, enum child_mode mode)
 {
 	struct child *c = calloc(1, sizeof(*c));
@@ -581,7 +603,8 @@ static void fill(uint8_t *p, size_t n, uint8_t seed)
 		p[i] = (uint8_t)(seed + i * 7);
 }
 
-TEST(hcalls_through_socket_answer_as_in_process)
+/* Every hcall answered as in process, through the mailbox or the socket. */
+static void hcalls_answer_as_in_process(bool socket_only)
 {
 	struct tmp *t = tmp_new();
 	struct fx *x = fx_new(t->sock, true), *ref = fx_new(NULL, true);
@@ -598,9 +621,10 @@ TEST(hcalls_through_socket_answer_as_in_process)
 	uint64_t u;
 	int rc;
 
-	rc = xconnect(x, t->sock, MEM_SIZE - 100, 0);
+	rc = xconnect_how(x, t->sock, MEM_SIZE - 100, 0, socket_only);
 	CHECK_EQ(rc, 0);
 	p = x->plat[0];
+	CHECK_EQ(ovmc_xproc_has_mailbox(p), !socket_only);
 	CHECK(ovmc_platform_alive(p));
 	CHECK(ovmc_xproc_fd(p) >= 0);
 	CHECK_EQ(ovmc_xproc_server_clients(x->srv), 1);
@@ -678,6 +702,16 @@ TEST(hcalls_through_socket_answer_as_in_process)
 	CHECK_EQ(x->drained[1][0], OVMC_CRQ_TRANSPORT);
 	CHECK_EQ(x->drained[1][1], OVMC_EVENT_PARTNER_DEREGISTERED);
 	CHECK_EQ(x->warnings, 0);
+}
+
+TEST(hcalls_through_the_mailbox_answer_as_in_process)
+{
+	hcalls_answer_as_in_process(false);
+}
+
+TEST(hcalls_through_the_socket_answer_as_in_process)
+{
+	hcalls_answer_as_in_process(true);
 }
 
 struct pair_job {
@@ -1614,12 +1648,16 @@ TEST(stray_descriptors_are_closed)
 	for (unsigned i = 0; i < 20; i++)
 		many[i] = pipefd[i % 2];
 
-	/* ATTACH with four descriptors, with twenty (more than the server
-	 * takes in one message), with one. */
+	/* ATTACH with four descriptors of which two are no mailbox, with
+	 * three, with twenty (more than the server takes in one message),
+	 * with one. */
 	many[0] = new_memfd(MEM_SIZE, F_SEAL_SHRINK);
 	many[1] = eventfd(0, EFD_CLOEXEC);
 	fd = raw_connect(t->sock);
 	raw_attach(fd, MEM_SIZE, (const int[]){many[0], many[1], pipefd[0], pipefd[1]}, 4);
+	expect_dropped(x, fd, -EINVAL);
+	fd = raw_connect(t->sock);
+	raw_attach(fd, MEM_SIZE, (const int[]){many[0], many[1], pipefd[0]}, 3);
 	expect_dropped(x, fd, -EBADF);
 	fd = raw_connect(t->sock);
 	raw_attach(fd, MEM_SIZE, many, 20);
@@ -1654,6 +1692,198 @@ TEST(stray_descriptors_are_closed)
 		serve_once(x, 10);
 	CHECK_EQ(ovmc_xproc_server_clients(x->srv), 0);
 	CHECK_EQ(count_fds(), before);
+}
+
+/* A raw client with a mailbox: its socket; the mailbox mapped in *mb. */
+static int attach_mb(struct fx *f, const char *path, struct xproc_mailbox **mb, int *bell)
+{
+	int fd = raw_connect(path);
+	int fds[4] = {new_memfd(MEM_SIZE, F_SEAL_SHRINK), eventfd(0, EFD_CLOEXEC),
+		      new_memfd(XPROC_MB_SIZE, F_SEAL_SHRINK | F_SEAL_GROW),
+		      eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+	union xproc_msg m;
+
+	*mb = mmap(NULL, XPROC_MB_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fds[2], 0);
+	if (*mb == MAP_FAILED)
+		FAIL("mmap: %s", strerror(errno));
+	*bell = fds[3];
+	raw_attach(fd, MEM_SIZE, fds, 4);
+	close(fds[0]);
+	close(fds[1]);
+	close(fds[2]);
+	CHECK_EQ(raw_wait(f, fd, &m), sizeof(struct xproc_attach_reply));
+	CHECK_EQ(m.attach_reply.status, 0);
+	return fd;
+}
+
+/* Serve until the mailbox holds the answer to `seq`: its length, or -1. */
+static ssize_t mb_answer_wait(struct fx *f, struct xproc_mailbox *mb, uint32_t seq,
+			      union xproc_msg *m)
+{
+	for (uint64_t t0 = now_ns(); elapsed_ms(t0) < 2000;) {
+		ssize_t n;
+
+		serve_once(f, 5);
+		n = ovmc_xp_mb_wait(mb, seq, 0, m);
+		if (n >= 0)
+			return n;
+	}
+	return -1;
+}
+
+static void unknown_hcall(struct xproc_hcall *q, uint32_t seq)
+{
+	memset(q, 0, sizeof(*q));
+	hdr(&q->h, XPROC_HCALL, seq);
+	q->opcode = 0xf000;
+}
+
+TEST(hostile_mailboxes_drop_only_their_connection)
+{
+	struct tmp *t = tmp_new();
+	struct fx *x = fx_new(t->sock, false);
+	static int good = -1;
+	struct xproc_mailbox *mb;
+	struct xproc_hcall q;
+	struct xproc_hdr node;
+	union xproc_msg m;
+	uint64_t big = 0xfffffffffffffffeull;
+	int fd, bell, fds[4], pipefd[2];
+	char c;
+
+	good = attach_ok(x, t->sock);
+	ovmc_test_defer(close_fd, &good);
+
+	/* The mailbox must be a sealed file of a page, the doorbell an eventfd. */
+	CHECK_EQ(pipe2(pipefd, O_CLOEXEC), 0);
+	fds[0] = new_memfd(MEM_SIZE, F_SEAL_SHRINK);
+	fds[1] = eventfd(0, EFD_CLOEXEC);
+	fds[2] = new_memfd(XPROC_MB_SIZE, F_SEAL_GROW);
+	fds[3] = eventfd(0, EFD_CLOEXEC);
+	fd = raw_connect(t->sock);
+	raw_attach(fd, MEM_SIZE, fds, 4);
+	expect_dropped(x, fd, -EPERM);
+	close(fds[2]);
+	fds[2] = new_memfd(XPROC_MB_SIZE / 2, F_SEAL_SHRINK);
+	fd = raw_connect(t->sock);
+	raw_attach(fd, MEM_SIZE, fds, 4);
+	expect_dropped(x, fd, -EINVAL);
+	close(fds[2]);
+	fds[2] = new_memfd(XPROC_MB_SIZE, F_SEAL_SHRINK);
+	fd = raw_connect(t->sock);
+	raw_attach(fd, MEM_SIZE, (const int[]){fds[0], fds[1], fds[2], pipefd[1]}, 4);
+	expect_dropped(x, fd, -EBADF);
+	for (unsigned i = 0; i < 4; i++)
+		close(fds[i]);
+	close(pipefd[0]);
+	close(pipefd[1]);
+
+	/* A well-formed hcall is answered in the mailbox, not on the socket. */
+	fd = attach_mb(x, t->sock, &mb, &bell);
+	unknown_hcall(&q, 7);
+	CHECK_EQ(ovmc_xp_mb_post(mb, bell, &q, sizeof(q), 7, false), 0);
+	CHECK_EQ(mb_answer_wait(x, mb, 7, &m), sizeof(struct xproc_hcall_reply));
+	CHECK_EQ(m.h.type, XPROC_HCALL_REPLY);
+	CHECK_EQ(m.h.seq, 7);
+	CHECK_EQ(m.hcall_reply.rc, OVMC_H_FUNCTION);
+	CHECK_EQ(recv(fd, &c, 1, MSG_DONTWAIT), -1);
+	CHECK_EQ(errno, EAGAIN);
+	/* The doorbell rung for nothing, saturated, made blocking: nothing
+	 * happens, and the server never waits on it. */
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(write(bell, &(uint64_t){1}, 8), 8);
+	CHECK_EQ(write(bell, &big, 8) < 0 && errno == EAGAIN, true);
+	CHECK_EQ(fcntl(bell, F_SETFL, 0), 0);
+	for (int i = 0; i < 10; i++)
+		serve_once(x, 1);
+	expect_served(x, fd);
+	/* Reports on the socket ahead of a request: read first. */
+	hdr(&node, XPROC_RDMA, 8);
+	raw_send(fd, &node, sizeof(node), NULL, 0); /* no reports: wrong length */
+	unknown_hcall(&q, 9);
+	mb->after_socket = 1;
+	memcpy(mb->req, &q, sizeof(q));
+	mb->req_len = sizeof(q);
+	__atomic_store_n(&mb->req_seq, 9u, __ATOMIC_RELEASE);
+	serve_once(x, 100);
+	expect_dropped(x, fd, 0);
+	CHECK_EQ(mb->rep_seq, 7u); /* the request was not executed */
+	munmap(mb, XPROC_MB_SIZE);
+	close(bell);
+
+	/* A request too long, one whose header has another sequence number,
+	 * one that does not belong there, a malformed one, and a second
+	 * request on the socket while one waits in the mailbox. */
+	for (int k = 0; k < 5; k++) {
+		fd = attach_mb(x, t->sock, &mb, &bell);
+		unknown_hcall(&q, 3);
+		if (k == 2)
+			hdr(&q.h, XPROC_NODE, 3);
+		if (k == 3)
+			q.nargs = XPROC_MAX_ARGS + 1;
+		if (k == 4) {
+			hdr(&node, XPROC_NODE, 2);
+			raw_send(fd, &node, sizeof(node), NULL, 0);
+		}
+		memcpy(mb->req, &q, k == 2 ? sizeof(q.h) : sizeof(q));
+		mb->req_len = k == 0 ? XPROC_MB_SIZE : k == 2 ? sizeof(q.h) : sizeof(q);
+		mb->after_socket = k == 4;
+		__atomic_store_n(&mb->req_seq, k == 1 ? 4u : 3u, __ATOMIC_RELEASE);
+		CHECK_EQ(write(bell, &(uint64_t){1}, 8), 8);
+		expect_dropped(x, fd, 0);
+		CHECK_EQ(mb->rep_seq, 0u);
+		munmap(mb, XPROC_MB_SIZE);
+		close(bell);
+	}
+
+	CHECK_EQ(x->created, 1 + 1 + 5);
+	expect_served(x, good);
+	CHECK_EQ(ovmc_xproc_server_clients(x->srv), 1);
+}
+
+struct kill_job {
+	struct child *srv;
+	int ms;
+};
+
+static void *kill_later(void *arg)
+{
+	struct kill_job *k = arg;
+
+	usleep((useconds_t)k->ms * 1000u);
+	kill(k->srv->pid, SIGKILL);
+	return NULL;
+}
+
+/* No futex wakes a client whose server died: it sees the socket close. */
+TEST(client_waiting_in_the_mailbox_sees_its_server_die)
+{
+	struct tmp *t = tmp_new();
+	struct child *srv = spawn_server(t->sock, CHILD_ECHO_CRQ);
+	struct fx *x = fx_new(NULL, false);
+	struct kill_job k = {.srv = srv, .ms = 100};
+	struct ovmc_platform *p;
+	struct ovmc_vmc_node nd;
+	pthread_t th;
+	uint64_t t0;
+
+	CHECK_EQ(ovmc_xproc_connect(t->sock, MEM_SIZE, &x->plat[0]), 0);
+	p = x->plat[0];
+	CHECK_EQ(ovmc_xproc_has_mailbox(p), 1);
+	CHECK_EQ(ovmc_xproc_set_timeout(p, 5000), 0);
+	CHECK_EQ(ovmc_platform_vmc_node(p, &nd), 0);
+	CHECK_EQ(ovmc_h_reg_crq(p, nd.unit_address, CRQ_IOBA, OVMC_PAGE_SIZE), OVMC_H_SUCCESS);
+	child_signal(srv, SIGSTOP);
+	CHECK_EQ(pthread_create(&th, NULL, kill_later, &k), 0);
+	t0 = now_ns();
+	CHECK_EQ(ovmc_h_vio_signal(p, nd.unit_address, OVMC_VIO_IRQ_ENABLE), OVMC_H_HARDWARE);
+	pthread_join(th, NULL);
+	CHECK(elapsed_ms(t0) >= 90);
+	CHECK(elapsed_ms(t0) < 2000);
+	CHECK_EQ(ovmc_xproc_dead_reason(p), -ECONNRESET);
+	CHECK_EQ(ovmc_xproc_has_mailbox(p), 0);
+	waitpid(srv->pid, NULL, 0);
+	srv->pid = 0;
 }
 
 /* Runs as euid 65534 with root's file access, so only the peer
@@ -1906,11 +2136,6 @@ TEST(client_treats_protocol_errors_as_server_death)
 }
 
 /* ---- deadlines and bounds ---- */
-
-static void child_signal(struct child *c, int sig)
-{
-	CHECK_EQ(kill(c->pid, sig), 0);
-}
 
 /* A stopped hypervisor costs one timeout, once: then the platform is dead. */
 TEST(hcall_to_a_stopped_server_times_out_and_the_platform_dies)

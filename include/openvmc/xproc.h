@@ -102,6 +102,18 @@ OVMC_API unsigned ovmc_xproc_held(struct ovmc_platform *p);
 OVMC_API int ovmc_xproc_set_irq_scan(struct ovmc_platform *p, bool scan);
 OVMC_API int ovmc_xproc_flush(struct ovmc_platform *p);
 /*
+ * The hcalls (and the reports sent alone) go through a mailbox: a page of
+ * shared memory and an eventfd doorbell lent with ATTACH, the answer
+ * awaited on a futex there; cheaper than a socket message each way
+ * (docs/xproc.md). The socket still carries the rest and tells of a
+ * server that goes away (noticed within 20 ms while an hcall waits).
+ * `use` false: the next attachment offers none, every hcall goes on the
+ * socket (the default is true). Returns 0 or -EINVAL.
+ */
+OVMC_API int ovmc_xproc_set_mailbox(struct ovmc_platform *p, bool use);
+/* 1 while attached with a mailbox, else 0. */
+OVMC_API int ovmc_xproc_has_mailbox(struct ovmc_platform *p);
+/*
  * Attach again (same memory, same interrupt fd, new partition on the
  * server side: register the CRQ again). Closes the old connection first,
  * so a live server drops the old partition as failed. Returns as
@@ -168,13 +180,15 @@ struct ovmc_xproc_server_config {
 	 * work): an interrupt raised for a partition meanwhile then goes with
 	 * its reply, not through its eventfd. */
 	bool defer_replies;
-	/* Optional: the owner watches each connection's descriptor in its own
-	 * loop (one epoll level less per message) and calls
-	 * ovmc_xproc_server_serve() when it is readable. Called with `add`
-	 * when a connection is accepted (a nonzero -errno refuses it) and
-	 * without before its descriptor is closed. Without it, connections
-	 * are in ovmc_xproc_server_fd()'s set. */
-	int (*watch)(void *user, int fd, struct ovmc_xproc_conn *conn, bool add);
+	/* Optional: the owner watches each connection's descriptors in its
+	 * own loop (one epoll level less per message) and calls
+	 * ovmc_xproc_server_serve() when one is ready. Called with `add` and
+	 * the epoll `events` to watch for when a connection is accepted (its
+	 * socket, EPOLLIN) and when it lends a mailbox (its doorbell, EPOLLIN
+	 * | EPOLLET); a nonzero -errno refuses the connection or the
+	 * attachment. Called without `add` before a descriptor is closed.
+	 * Without it, connections are in ovmc_xproc_server_fd()'s set. */
+	int (*watch)(void *user, int fd, uint32_t events, struct ovmc_xproc_conn *conn, bool add);
 	void *watch_user;
 	ovmc_log_fn log;
 	void *log_user;

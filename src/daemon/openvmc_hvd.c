@@ -86,10 +86,11 @@ static void on_conn(void *arg, int fd, uint32_t events)
 }
 
 /* Each partition's connection is in the loop itself: one epoll_wait per wake-up. */
-static int watch_conn(void *user, int fd, struct ovmc_xproc_conn *conn, bool add)
+static int watch_conn(void *user, int fd, uint32_t events, struct ovmc_xproc_conn *conn,
+		      bool add)
 {
 	if (add)
-		return ovmc_loop_add(user, fd, on_conn, conn);
+		return ovmc_loop_add_events(user, fd, events, on_conn, conn);
 	return ovmc_loop_del(user, fd);
 }
 

@@ -2,10 +2,14 @@
 /*
  * Cross-process platform, partition side: the partition memory is a sealed
  * memfd and the interrupt an eventfd, both lent to the hypervisor process
- * at ATTACH; every hcall is one request and one reply on the socket, but
- * for the copies out of the hypervisor window: the server lends that
- * window (read-only here) at NODE, and those copies are made here, checked
- * as the machine checks them, and reported afterwards.
+ * at ATTACH, with a mailbox (a sealed memfd page) and its doorbell (an
+ * eventfd) that carry the hcalls: a request published there and the bell
+ * rung, the answer waited for on a futex in the page, which costs less
+ * than a message each way on the socket. The socket carries the rest, and
+ * says when the server is gone. The copies out of the hypervisor window
+ * cost no round trip at all: the server lends that window (read-only
+ * here) at NODE, and those copies are made here, checked as the machine
+ * checks them, and reported afterwards.
  */
 #include "platform_impl.h"
 #include "xproc_proto.h"
@@ -30,6 +34,9 @@
 
 #define MS_PER_S 1000
 #define NS_PER_MS 1000000ll
+/* A reply awaited in the mailbox: how often the socket is looked at
+ * meanwhile for a server that is gone (no futex wakes us then). */
+#define MB_SLICE_MS 20
 
 struct xproc {
 	struct ovmc_platform base;
@@ -56,6 +63,12 @@ struct xproc {
 	uint64_t liobn_local, liobn_remote;
 	struct xproc_reports reports;
 	bool irq_scan; /* ovmc_xproc_set_irq_scan() */
+	/* This connection's mailbox and doorbell (NULL, -1: none), and
+	 * whether the next attachment offers one (ovmc_xproc_set_mailbox()). */
+	struct xproc_mailbox *mb;
+	int bell;
+	bool no_mailbox;
+	bool rdma_on_socket; /* since the last request in the mailbox */
 };
 
 static const struct ovmc_platform_ops xproc_ops;
@@ -141,31 +154,34 @@ static void unlend_window(struct xproc *x)
 }
 
 /*
- * Send `req` (NULL: an RDMA message) with the reports not sent yet as its
- * trailer: one record, so the server counts those copies before it
- * executes anything the partition did after them, and wakes once.
+ * `req` with the reports not sent yet as its trailer, in `out`: one
+ * record, so the server counts those copies before it executes anything
+ * the partition did after them, and wakes once. Returns its length.
  */
-static int send_with_reports(struct xproc *x, const struct xproc_hdr *req, size_t req_len)
+static size_t with_reports(struct xproc *x, const struct xproc_hdr *req, size_t req_len,
+			   union xproc_msg *out)
 {
 	struct xproc_reports *r = &x->reports;
-	union xproc_msg out;
-	struct xproc_hdr h;
 	size_t rlen = XPROC_REPORTS_LEN(r->count);
 
-	if (!req) {
-		if (!r->count)
-			return 0;
-		ovmc_xp_hdr(&h, XPROC_RDMA, ++x->seq);
-		req = &h;
-		req_len = sizeof(h);
-	}
+	memcpy(out->raw, req, req_len);
 	if (!r->count)
-		return ovmc_xp_send(x->sock, req, req_len, MSG_DONTWAIT, NULL, 0);
-	memcpy(out.raw, req, req_len);
+		return req_len;
 	r->reserved = 0;
-	memcpy(out.raw + req_len, r, rlen);
+	memcpy(out->raw + req_len, r, rlen);
 	r->count = 0;
-	return ovmc_xp_send(x->sock, out.raw, req_len + rlen, MSG_DONTWAIT, NULL, 0);
+	return req_len + rlen;
+}
+
+/* `req` and the reports on the socket. */
+static int send_with_reports(struct xproc *x, const struct xproc_hdr *req, size_t req_len)
+{
+	union xproc_msg out;
+
+	if (!x->reports.count)
+		return ovmc_xp_send(x->sock, req, req_len, MSG_DONTWAIT, NULL, 0);
+	return ovmc_xp_send(x->sock, out.raw, with_reports(x, req, req_len, &out), MSG_DONTWAIT,
+			    NULL, 0);
 }
 
 /*
@@ -193,16 +209,75 @@ static bool send_failed(struct xproc *x, int rc)
 	return rc != 0;
 }
 
+static int check(struct xproc *x);
+static void drop_socket(struct xproc *x);
+
+/* Exactly the answer asked for (false: the platform is dead now). */
+static bool good_reply(struct xproc *x, const union xproc_msg *reply, size_t n, size_t reply_len,
+		       enum xproc_type reply_type, uint32_t seq)
+{
+	if (n != reply_len || reply->h.magic != XPROC_MAGIC ||
+	    reply->h.version != XPROC_VERSION || reply->h.type != reply_type ||
+	    reply->h.seq != seq ||
+	    (reply->h.reserved & ~(reply_type == XPROC_NODE_REPLY ? 0u : XPROC_REPLY_IRQ))) {
+		mark_dead(x, -EPROTO);
+		return false;
+	}
+	if (reply->h.reserved & XPROC_REPLY_IRQ)
+		irq_in_reply(x);
+	return true;
+}
+
+/*
+ * transact() through the mailbox: the bell rung, the answer waited for on
+ * its futex in slices, looking at the socket in between for a server that
+ * is gone, until the deadline.
+ */
+static int mb_transact(struct xproc *x, struct xproc_hdr *req, size_t req_len,
+		       union xproc_msg *reply, size_t reply_len, enum xproc_type reply_type)
+{
+	int64_t deadline = mono_ms() + x->timeout_ms;
+	union xproc_msg out;
+	uint32_t seq = req->seq = ++x->seq;
+	ssize_t n;
+
+	if (ovmc_xp_mb_post(x->mb, x->bell, &out, with_reports(x, req, req_len, &out), seq,
+			    x->rdma_on_socket)) {
+		mark_dead(x, -ECONNRESET);
+		return -ENOTCONN;
+	}
+	x->rdma_on_socket = false;
+	for (;;) {
+		int64_t left = deadline - mono_ms();
+
+		if (left <= 0) {
+			mark_dead(x, -ETIMEDOUT);
+			return -ENOTCONN;
+		}
+		n = ovmc_xp_mb_wait(x->mb, seq, left < MB_SLICE_MS ? (int)left : MB_SLICE_MS, reply);
+		if (n >= 0)
+			break;
+		if (n == -EMSGSIZE) {
+			mark_dead(x, -EPROTO);
+			return -ENOTCONN;
+		}
+		if (n == -ETIMEDOUT && !check(x))
+			return -ENOTCONN;
+	}
+	return good_reply(x, reply, (size_t)n, reply_len, reply_type, seq) ? 0 : -ENOTCONN;
+}
+
 /*
  * One request, one reply of exactly `reply_len` bytes and type
  * `reply_type`, within the deadline. Nothing else may arrive meanwhile:
  * the server answers in order and never speaks first. A reply may carry
- * one descriptor where `fd_out` is given (else -1 is stored there).
+ * one descriptor where `fd_out` is given (else -1 is stored there). With
+ * a mailbox, HCALL and HCALL_PAIR go there.
  */
 static int transact(struct xproc *x, struct xproc_hdr *req, size_t req_len, union xproc_msg *reply,
 		    size_t reply_len, enum xproc_type reply_type, int *fd_out)
 {
-	int64_t deadline = mono_ms() + x->timeout_ms;
+	int64_t deadline;
 	int fds[1];
 	unsigned nfds = 0;
 	bool trunc, blocking;
@@ -212,6 +287,9 @@ static int transact(struct xproc *x, struct xproc_hdr *req, size_t req_len, unio
 		*fd_out = -1;
 	if (x->dead)
 		return -ENOTCONN;
+	if (x->mb && !fd_out)
+		return mb_transact(x, req, req_len, reply, reply_len, reply_type);
+	deadline = mono_ms() + x->timeout_ms;
 	blocking = blocking_replies(x);
 	req->seq = ++x->seq;
 	if (send_failed(x, send_with_reports(x, req, req_len)))
@@ -244,10 +322,7 @@ static int transact(struct xproc *x, struct xproc_hdr *req, size_t req_len, unio
 		mark_dead(x, -ECONNRESET);
 		return -ENOTCONN;
 	}
-	if (trunc || nfds || (size_t)n != reply_len || reply->h.magic != XPROC_MAGIC ||
-	    reply->h.version != XPROC_VERSION || reply->h.type != reply_type ||
-	    reply->h.seq != req->seq ||
-	    (reply->h.reserved & ~(reply_type == XPROC_NODE_REPLY ? 0u : XPROC_REPLY_IRQ))) {
+	if (trunc || nfds || !good_reply(x, reply, (size_t)n, reply_len, reply_type, req->seq)) {
 		if (fd_out && *fd_out >= 0)
 			close(*fd_out);
 		if (fd_out)
@@ -255,9 +330,19 @@ static int transact(struct xproc *x, struct xproc_hdr *req, size_t req_len, unio
 		mark_dead(x, -EPROTO);
 		return -ENOTCONN;
 	}
-	if (reply->h.reserved & XPROC_REPLY_IRQ)
-		irq_in_reply(x);
 	return 0;
+}
+
+/* The reports held, alone: an RDMA message on the socket (no reply). */
+static int send_reports(struct xproc *x)
+{
+	struct xproc_hdr h;
+
+	if (!x->reports.count)
+		return 0;
+	ovmc_xp_hdr(&h, XPROC_RDMA, ++x->seq);
+	x->rdma_on_socket = x->mb != NULL;
+	return send_failed(x, send_with_reports(x, &h, sizeof(h))) ? -ENOTCONN : 0;
 }
 
 static bool in_window(uint64_t ioba, uint64_t len, uint64_t size)
@@ -285,8 +370,8 @@ static long copy_out(struct xproc *x, const uint64_t a[5])
 		rc = OVMC_H_DEST_PARM;
 	else
 		memcpy((uint8_t *)x->base.mem + a[4], x->hv_win + a[2], len);
-	/* A full batch goes now; the server reads reports without answering. */
-	if (r->count == XPROC_MAX_REPORTS && send_failed(x, send_with_reports(x, NULL, 0)))
+	/* A full batch goes now. */
+	if (r->count == XPROC_MAX_REPORTS && send_reports(x))
 		return OVMC_H_HARDWARE;
 	r->r[r->count].rc = rc;
 	memcpy(r->r[r->count].args, a, sizeof(r->r[0].args));
@@ -447,8 +532,7 @@ static void xproc_destroy(struct ovmc_platform *p)
 		send_with_reports(x, &bye, sizeof(bye));
 	}
 	unlend_window(x);
-	if (x->sock >= 0)
-		close(x->sock);
+	drop_socket(x);
 	munmap(p->mem, p->mem_size);
 	close(x->mem_fd);
 	close(p->irq_fd);
@@ -478,12 +562,54 @@ static int fill_addr(const char *path, struct sockaddr_un *sa)
 	return 0;
 }
 
+/*
+ * A new mailbox for each connection, so that nothing a server wrote into
+ * an old one can pass for an answer on the new. Its descriptor is
+ * returned for ATTACH (-1: none, the hcalls go on the socket).
+ */
+static int mailbox_new(struct xproc *x)
+{
+	int fd = memfd_create("openvmc-mailbox", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	void *m;
+
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, XPROC_MB_SIZE) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+		goto fail;
+	m = mmap(NULL, XPROC_MB_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		goto fail;
+	x->bell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (x->bell < 0) {
+		munmap(m, XPROC_MB_SIZE);
+		goto fail;
+	}
+	x->mb = m;
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+static void mailbox_free(struct xproc *x)
+{
+	if (!x->mb)
+		return;
+	munmap(x->mb, XPROC_MB_SIZE);
+	close(x->bell);
+	x->mb = NULL;
+	x->bell = -1;
+	x->rdma_on_socket = false;
+}
+
 static void drop_socket(struct xproc *x)
 {
 	if (x->sock >= 0)
 		close(x->sock);
 	x->sock = -1;
 	x->attaching = false;
+	mailbox_free(x);
 }
 
 /* The ATTACH_REPLY a server sends, unasked, to a peer it will not read. */
@@ -528,9 +654,9 @@ static int attach_start(struct xproc *x)
 {
 	struct sockaddr_un sa;
 	struct xproc_attach req;
-	const int fds[XPROC_ATTACH_FDS] = {
+	int fds[XPROC_ATTACH_MAX_FDS] = {
 		[XPROC_FD_MEM] = x->mem_fd, [XPROC_FD_IRQ] = x->base.irq_fd};
-	int sock, rc;
+	int sock, rc, mb_fd = -1;
 
 	rc = fill_addr(x->path, &sa);
 	if (rc)
@@ -548,7 +674,15 @@ static int attach_start(struct xproc *x)
 	memset(&req, 0, sizeof(req));
 	ovmc_xp_hdr(&req.h, XPROC_ATTACH, ++x->seq);
 	req.mem_size = x->base.mem_size;
-	rc = ovmc_xp_send(sock, &req, sizeof(req), MSG_DONTWAIT, fds, XPROC_ATTACH_FDS);
+	/* Without one the hcalls go on the socket: slower, not wrong. */
+	if (!x->no_mailbox && (mb_fd = mailbox_new(x)) >= 0) {
+		fds[XPROC_FD_MAILBOX] = mb_fd;
+		fds[XPROC_FD_BELL] = x->bell;
+	}
+	rc = ovmc_xp_send(sock, &req, sizeof(req), MSG_DONTWAIT, fds,
+			  x->mb ? XPROC_ATTACH_MAX_FDS : XPROC_ATTACH_FDS);
+	if (mb_fd >= 0)
+		close(mb_fd); /* the mapping keeps it, and the server has its own */
 	if (rc == -EPIPE || rc == -ECONNRESET)
 		rc = closed_unanswered(sock);
 	if (rc)
@@ -560,6 +694,7 @@ static int attach_start(struct xproc *x)
 	return -EINPROGRESS;
 fail:
 	close(sock);
+	mailbox_free(x);
 	return rc;
 }
 
@@ -650,6 +785,7 @@ int ovmc_xproc_new(const char *socket_path, size_t mem_size, struct ovmc_platfor
 		return -ENOMEM;
 	x->base.ops = &xproc_ops;
 	x->sock = -1;
+	x->bell = -1;
 	x->mem_fd = -1;
 	x->base.irq_fd = -1;
 	x->base.mem = MAP_FAILED;
@@ -745,7 +881,24 @@ int ovmc_xproc_flush(struct ovmc_platform *p)
 		x->reports.count = 0;
 		return -ENOTCONN;
 	}
-	return send_failed(x, send_with_reports(x, NULL, 0)) ? -ENOTCONN : 0;
+	return send_reports(x);
+}
+
+int ovmc_xproc_set_mailbox(struct ovmc_platform *p, bool use)
+{
+	struct xproc *x = to_xproc(p);
+
+	if (!x)
+		return -EINVAL;
+	x->no_mailbox = !use;
+	return 0;
+}
+
+int ovmc_xproc_has_mailbox(struct ovmc_platform *p)
+{
+	struct xproc *x = to_xproc(p);
+
+	return x && x->mb && !x->dead && !x->attaching;
 }
 
 int ovmc_xproc_check(struct ovmc_platform *p)

@@ -3,14 +3,17 @@
 #include "xproc_proto.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Descriptors one receive can hold; more are discarded by the kernel (MSG_CTRUNC). */
@@ -23,6 +26,84 @@ void ovmc_xp_hdr(struct xproc_hdr *h, enum xproc_type type, uint32_t seq)
 	h->version = XPROC_VERSION;
 	h->type = (uint16_t)type;
 	h->seq = seq;
+}
+
+/* ---- the mailbox ---- */
+
+int ovmc_xp_mb_post(struct xproc_mailbox *mb, int bell, const void *msg, size_t len,
+		    uint32_t seq, bool after_socket)
+{
+	uint64_t one = 1;
+
+	if (len > XPROC_MB_REQ_MAX)
+		return -EMSGSIZE;
+	memcpy(mb->req, msg, len);
+	__atomic_store_n(&mb->req_len, (uint32_t)len, __ATOMIC_RELAXED);
+	__atomic_store_n(&mb->after_socket, after_socket, __ATOMIC_RELAXED);
+	__atomic_store_n(&mb->req_seq, seq, __ATOMIC_RELEASE);
+	for (;;) {
+		if (write(bell, &one, sizeof(one)) == (ssize_t)sizeof(one))
+			return 0;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+ssize_t ovmc_xp_mb_wait(struct xproc_mailbox *mb, uint32_t seq, int ms, union xproc_msg *out)
+{
+	uint32_t v = __atomic_load_n(&mb->rep_seq, __ATOMIC_ACQUIRE), len;
+
+	if (v != seq) {
+		struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000l};
+		long rc;
+
+		/* Said before looking again, so that the server, which looks
+		 * at it after publishing, either wakes us or is seen. */
+		__atomic_store_n(&mb->waiting, 1u, __ATOMIC_SEQ_CST);
+		v = __atomic_load_n(&mb->rep_seq, __ATOMIC_SEQ_CST);
+		rc = v == seq ? 0 : syscall(SYS_futex, &mb->rep_seq, FUTEX_WAIT, v, &ts, NULL, 0);
+		__atomic_store_n(&mb->waiting, 0u, __ATOMIC_RELAXED);
+		if (rc < 0 && errno == ETIMEDOUT)
+			return -ETIMEDOUT;
+		if (rc < 0 && errno == EINTR)
+			return -EINTR;
+		v = __atomic_load_n(&mb->rep_seq, __ATOMIC_ACQUIRE);
+		/* Woken for nothing, or an answer to something else: the caller asks again. */
+		if (v != seq)
+			return -EINTR;
+	}
+	len = __atomic_load_n(&mb->rep_len, __ATOMIC_RELAXED);
+	if (len > XPROC_MB_REP_MAX)
+		return -EMSGSIZE;
+	memcpy(out, mb->rep, len);
+	return (ssize_t)len;
+}
+
+ssize_t ovmc_xp_mb_take(struct xproc_mailbox *mb, uint32_t *last, union xproc_msg *out,
+			bool *after_socket)
+{
+	uint32_t seq = __atomic_load_n(&mb->req_seq, __ATOMIC_ACQUIRE), len;
+
+	if (seq == *last)
+		return 0;
+	*last = seq;
+	*after_socket = __atomic_load_n(&mb->after_socket, __ATOMIC_RELAXED) != 0;
+	len = __atomic_load_n(&mb->req_len, __ATOMIC_RELAXED);
+	if (len < sizeof(struct xproc_hdr) || len > XPROC_MB_REQ_MAX)
+		return -EMSGSIZE;
+	memcpy(out, mb->req, len);
+	return out->h.seq == seq ? (ssize_t)len : -EPROTO;
+}
+
+void ovmc_xp_mb_answer(struct xproc_mailbox *mb, const void *msg, size_t len)
+{
+	const struct xproc_hdr *h = msg;
+
+	memcpy(mb->rep, msg, len);
+	__atomic_store_n(&mb->rep_len, (uint32_t)len, __ATOMIC_RELAXED);
+	__atomic_store_n(&mb->rep_seq, h->seq, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&mb->waiting, __ATOMIC_SEQ_CST))
+		syscall(SYS_futex, &mb->rep_seq, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
 void ovmc_xp_close_fds(const int *fds, unsigned n)

@@ -14,15 +14,20 @@
 #include <sys/types.h>
 
 #include <openvmc/common.h>
+#include <openvmc/platform.h>
 
 /* "OVMC" when the first four bytes are read in order on a little-endian host. */
 #define XPROC_MAGIC 0x434d564fu
-#define XPROC_VERSION 3u
+#define XPROC_VERSION 4u
 #define XPROC_MAX_ARGS 5u
-/* The two descriptors an ATTACH carries, in this order. */
+/* The descriptors an ATTACH carries, in this order: memory and interrupt,
+ * then optionally the mailbox and its doorbell. */
 #define XPROC_ATTACH_FDS 2u
+#define XPROC_ATTACH_MAX_FDS 4u
 #define XPROC_FD_MEM 0
 #define XPROC_FD_IRQ 1
+#define XPROC_FD_MAILBOX 2
+#define XPROC_FD_BELL 3
 
 enum xproc_type {
 	XPROC_ATTACH = 1, /* client -> server, fds: memory, interrupt */
@@ -160,6 +165,56 @@ _Static_assert(sizeof(struct xproc_hcall_pair) + sizeof(struct xproc_reports) <
 	       "a request with every report fits, and a longer one is seen");
 
 void ovmc_xp_hdr(struct xproc_hdr *h, enum xproc_type type, uint32_t seq);
+
+/*
+ * The mailbox (docs/xproc.md): one page of a memfd the client made and
+ * sealed, mapped by both ends, carrying HCALL and HCALL_PAIR and their
+ * answers instead of the socket. Each side writes only its own half
+ * and publishes it by its sequence word last; the reader copies the
+ * record out before it looks at it, as the writer may change it at any
+ * time. The client rings the doorbell (an eventfd the server watches
+ * edge-triggered and never reads) and sleeps on rep_seq (a futex).
+ */
+#define XPROC_MB_REQ_MAX sizeof(union xproc_msg)
+#define XPROC_MB_REP_MAX 128u
+
+struct xproc_mailbox {
+	uint32_t req_seq; /* client: req[] holds the request of this sequence */
+	uint32_t req_len;
+	uint32_t rep_seq; /* server: rep[] holds the answer to it; the futex */
+	uint32_t rep_len;
+	uint32_t waiting; /* client: asleep on rep_seq, wake it */
+	/* client: RDMA messages went on the socket before this request; the
+	 * server reads them first, so that every report comes in order. */
+	uint32_t after_socket;
+	uint32_t reserved[10];
+	unsigned char req[XPROC_MB_REQ_MAX];
+	unsigned char rep[XPROC_MB_REP_MAX];
+};
+
+#define XPROC_MB_SIZE OVMC_PAGE_SIZE
+_Static_assert(sizeof(struct xproc_mailbox) <= XPROC_MB_SIZE, "the mailbox is one page");
+_Static_assert(sizeof(struct xproc_hcall_reply) <= XPROC_MB_REP_MAX, "every answer fits");
+
+/* Client: publish request `seq` (`len` <= XPROC_MB_REQ_MAX) and ring `bell`. */
+int ovmc_xp_mb_post(struct xproc_mailbox *mb, int bell, const void *msg, size_t len,
+		    uint32_t seq, bool after_socket);
+/*
+ * Client: wait up to `ms` for the answer to `seq`, then copy it to `out`.
+ * Returns its length, -ETIMEDOUT, -EINTR, or -EMSGSIZE for a length no
+ * answer has.
+ */
+ssize_t ovmc_xp_mb_wait(struct xproc_mailbox *mb, uint32_t seq, int ms, union xproc_msg *out);
+/*
+ * Server: a request newer than *last, copied to `out`: its length (and
+ * *last is its sequence, *after_socket its flag), 0 if there is none,
+ * -EMSGSIZE if its length is impossible, -EPROTO if its header does not
+ * carry its sequence.
+ */
+ssize_t ovmc_xp_mb_take(struct xproc_mailbox *mb, uint32_t *last, union xproc_msg *out,
+			bool *after_socket);
+/* Server: publish the answer (`len` <= XPROC_MB_REP_MAX) and wake the client. */
+void ovmc_xp_mb_answer(struct xproc_mailbox *mb, const void *msg, size_t len);
 
 /*
  * Send one message, with `nfds` descriptors attached (SCM_RIGHTS).
