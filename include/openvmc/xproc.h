@@ -8,11 +8,14 @@
  *    maps shared, so the hypervisor writes CRQ entries straight into the
  *    partition's queue and H_COPY_RDMA copies between the two mappings;
  *  - the CRQ interrupt is an eventfd the client passes to the server;
- *  - hcalls travel as request/reply messages on a Unix SOCK_SEQPACKET
- *    socket in a private (0700) directory; the server checks the peer's
- *    credentials. A vanished client is seen at once (the socket closes): its
- *    partition is removed as failed. Every round trip has a deadline: a
- *    server that does not answer in time is treated as gone.
+ *  - the connection is a Unix SOCK_SEQPACKET socket in a private (0700)
+ *    directory; the server checks the peer's credentials. A vanished
+ *    client is seen at once (the socket closes): its partition is removed
+ *    as failed. Every round trip has a deadline: a server that does not
+ *    answer in time is treated as gone;
+ *  - hcalls travel as request/reply messages, through a mailbox (a sealed
+ *    memfd page the client lends, with an eventfd doorbell; the reply is
+ *    awaited on a futex there) or, without one, on the socket.
  *
  * The message format is private to this module (docs/xproc.md).
  */
@@ -36,7 +39,8 @@ extern "C" {
 /*
  * Attach to the hypervisor listening at `socket_path` with `mem_size`
  * bytes of partition memory (rounded up to a page). The handle owns the
- * memory (a sealed memfd), the interrupt eventfd and the socket;
+ * memory (a sealed memfd), the interrupt eventfd, the socket and the
+ * mailbox;
  * ovmc_platform_destroy() detaches (the hypervisor end sees the partner
  * deregister, 0xFF02; a process that dies instead gives partner failed,
  * 0xFF01). hcalls block until the server answers, at most the timeout
@@ -46,7 +50,7 @@ extern "C" {
  * answering within the timeout), -ECONNRESET (it closed the connection
  * unanswered: going down), -EACCES (refused by the server: peer
  * credentials, or no access to the socket), -EINVAL / -EPERM / -EBADF
- * (the server refused the memory or interrupt, see docs/xproc.md),
+ * (the server refused the memory, interrupt or mailbox, see docs/xproc.md),
  * -EPROTO (protocol or version mismatch), -ENAMETOOLONG, -ENOMEM.
  */
 OVMC_API int ovmc_xproc_connect(const char *socket_path, size_t mem_size,
