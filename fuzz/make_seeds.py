@@ -138,3 +138,30 @@ put("guest", "daemon-side", bytes([1, 64])
     + gl(2, struct.pack("<iIIIII", 0, 1, 256, 1, 1, 0))
     + gl(7, struct.pack("<IIII", 1, 2, 256, 0)) + gl(8, struct.pack("<II", 2, 5))
     + gl(9, bytes([0xC0, 0x02]) + bytes(14), seq=3))
+
+# ---- xproc: byte 0 bit 0 a mailbox, then operations: op, u16 length, bytes ----
+def xop(op, rec):
+    return bytes([op]) + struct.pack(">H", len(rec)) + rec
+
+
+def xrec(type_, body=b""):
+    # The first byte picks the type when op has 0x10 (the header is rewritten).
+    return bytes([type_]) + bytes(15) + body
+
+
+def xcall(opcode, *args):
+    return struct.pack("<QII", opcode, len(args), 0) + struct.pack("<5Q", *(list(args) + [0] * (5 - len(args))))
+
+
+report = struct.pack("<II", 1, 0) + struct.pack("<q5Q", 0, 64, 0x81000001, 0, 0x71000001, 0)
+put("xproc", "mailbox-hcalls", bytes([1]) + xop(0x10, xrec(5))
+    + xop(0x11, xrec(3, xcall(0xFC, 0x71000001, 0x4000, 4096)))
+    + xop(0x11, xrec(8, xcall(0x110, 64, 0x71000001, 0, 0x81000001, 0)
+                     + xcall(0x108, 0x71000001, 0x8001000000000000, 0)))
+    + xop(0x12, b"") + xop(0x03, b""))
+put("xproc", "reports-ahead", bytes([1]) + xop(0x10, xrec(10, report))
+    + xop(0x51, xrec(3, xcall(0x104, 0x71000001, 1))))
+put("xproc", "socket-only", bytes([0]) + xop(0x10, xrec(5))
+    + xop(0x10, xrec(3, xcall(0x104, 0x71000001, 1))) + xop(0x10, xrec(7)))
+put("xproc", "bad-mailbox", bytes([1]) + xop(0x31, xrec(3, xcall(0xFC)))
+    + xop(0x91, xrec(8)) + xop(0x02, b"\x00" * 8))

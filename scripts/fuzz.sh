@@ -7,7 +7,7 @@
 #
 # --fast: fuzz a build without ASan and UBSan (2-3 times the executions a
 # second), then replay the whole corpus once through the sanitized build.
-# TARGET: wire, drv, hv, router, pcapng, ctl, guest (all: each in turn).
+# TARGET: wire, drv, hv, router, pcapng, ctl, guest, xproc (all: each in turn).
 # SECONDS: default 60. Options go to libFuzzer as they are, for example
 # -runs=10000000 (then SECONDS is only an upper bound) or -jobs=1.
 # Builds build-fuzz/ (or $OVMC_FUZZ_BUILD) with clang first (-DOVMC_FUZZ=ON). New inputs
@@ -15,7 +15,7 @@
 # build-fuzz/fuzz/crashes/TARGET/; the last lines are libFuzzer's stats.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-targets=(wire drv hv router pcapng ctl guest)
+targets=(wire drv hv router pcapng ctl guest xproc)
 usage() { sed -n '3,15p' "$0" | sed 's/^# \{0,1\}//'; }
 fast=''
 [ "${1:-}" != --fast ] || { fast=--fast; shift; }
