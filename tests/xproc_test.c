@@ -1841,6 +1841,55 @@ TEST(hostile_mailboxes_drop_only_their_connection)
 	CHECK_EQ(ovmc_xproc_server_clients(x->srv), 1);
 }
 
+/* Reports sent alone ahead of a mailbox request: all applied first, however many. */
+TEST(reports_ahead_of_a_mailbox_request_are_applied_first_however_many)
+{
+	struct tmp *t = tmp_new();
+	struct fx *x = fx_new(t->sock, false);
+	const unsigned counts[] = {1, 31, 32, 33, 70};
+
+	for (unsigned k = 0; k < sizeof(counts) / sizeof(counts[0]); k++) {
+		struct xproc_mailbox *mb;
+		struct ovmc_machine_stats before, after;
+		struct xproc_hdr q;
+		struct xproc_hcall h;
+		union xproc_msg m;
+		struct {
+			struct xproc_hdr h;
+			uint32_t count, reserved;
+			struct xproc_rdma_report r;
+		} rdma;
+		int bell, fd = attach_mb(x, t->sock, &mb, &bell);
+		uint32_t seq = 2;
+
+		hdr(&q, XPROC_NODE, seq++);
+		raw_send(fd, &q, sizeof(q), NULL, 0);
+		CHECK_EQ(raw_wait(x, fd, &m), sizeof(struct xproc_node_reply));
+		CHECK_EQ(m.node_reply.status, 0);
+		memset(&rdma, 0, sizeof(rdma));
+		rdma.count = 1;
+		rdma.r.rc = OVMC_H_SOURCE_PARM;
+		rdma.r.args[0] = 64;
+		rdma.r.args[1] = m.node_reply.liobn_remote;
+		rdma.r.args[3] = m.node_reply.liobn_local;
+		ovmc_machine_stats(x->m, &before);
+		for (unsigned i = 0; i < counts[k]; i++) {
+			hdr(&rdma.h, XPROC_RDMA, seq++);
+			raw_send(fd, &rdma, sizeof(rdma), NULL, 0);
+		}
+		unknown_hcall(&h, seq);
+		CHECK_EQ(ovmc_xp_mb_post(mb, bell, &h, sizeof(h), seq, true), 0);
+		CHECK_EQ(mb_answer_wait(x, mb, seq, &m), sizeof(struct xproc_hcall_reply));
+		CHECK_EQ(m.hcall_reply.rc, OVMC_H_FUNCTION);
+		ovmc_machine_stats(x->m, &after);
+		CHECK_EQ(after.rdma_rejected - before.rdma_rejected, counts[k]);
+		close(fd);
+		munmap(mb, XPROC_MB_SIZE);
+		close(bell);
+	}
+	CHECK_EQ(x->warnings, 0);
+}
+
 struct kill_job {
 	struct child *srv;
 	int ms;

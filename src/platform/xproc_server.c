@@ -625,6 +625,14 @@ bad:
 
 enum drained { DRAINED, MORE, GONE };
 
+/* Whether the socket holds another message (the peek takes nothing). */
+static bool more_queued(const struct ovmc_xproc_conn *c)
+{
+	char b;
+
+	return recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) >= 0;
+}
+
 /*
  * The RDMA messages the client sent on the socket ahead of its request in
  * the mailbox, up to REPORTS_PER_DISPATCH (MORE: the rest next time, the
@@ -633,14 +641,19 @@ enum drained { DRAINED, MORE, GONE };
  */
 static enum drained drain_reports(struct ovmc_xproc_conn *c)
 {
-	for (unsigned i = 0; i < REPORTS_PER_DISPATCH; i++) {
+	for (unsigned i = 0;; i++) {
 		union xproc_msg m;
 		int fds[XPROC_ATTACH_MAX_FDS];
 		unsigned nfds;
 		bool trunc;
-		ssize_t n = ovmc_xp_recv(c->fd, &m, sizeof(m), MSG_DONTWAIT, fds,
-					 XPROC_ATTACH_MAX_FDS, &nfds, &trunc);
+		ssize_t n;
 
+		/* A bound that falls on the last one must not strand the request:
+		 * no readiness would come again for it. */
+		if (i == REPORTS_PER_DISPATCH)
+			return more_queued(c) ? MORE : DRAINED;
+		n = ovmc_xp_recv(c->fd, &m, sizeof(m), MSG_DONTWAIT, fds, XPROC_ATTACH_MAX_FDS, &nfds,
+				 &trunc);
 		if (n == -EAGAIN || n == -EWOULDBLOCK)
 			return DRAINED;
 		if (n == -EINTR)
@@ -654,7 +667,6 @@ static enum drained drain_reports(struct ovmc_xproc_conn *c)
 		client_drop(c, true);
 		return GONE;
 	}
-	return MORE;
 }
 
 /*
