@@ -4,8 +4,9 @@
  * partition. Each input is one connection: it attaches (byte 0, bit 0: with
  * a mailbox), then runs operations until the input ends or the server
  * drops it, then goes away. Whatever it sends, the server never crashes,
- * never blocks (every call below returns), and once the connection is gone
- * holds no client and no descriptor more than before.
+ * never blocks (every call below returns), answers a well-formed request
+ * in the mailbox afterwards or drops the connection, and once the
+ * connection is gone holds no client and no descriptor more than before.
  *
  * An operation is a byte `op`, a 16-bit length and up to that many bytes:
  *  - op & 3 == 0: the bytes as one record on the socket;
@@ -190,6 +191,34 @@ static size_t record(struct fuzz_in *in, uint8_t op, uint8_t *buf, uint32_t *seq
 	return n;
 }
 
+/*
+ * Whatever came before, a well-formed request in the mailbox (the socket
+ * read first) is answered, or the connection is dropped: never stranded.
+ */
+static void must_answer(int sock, struct xproc_mailbox *mb, int bell)
+{
+	/* No operation publishes this one: r << 16 | r has equal halves, and
+	 * the headers count up from 2. */
+	const uint32_t seq = 0xfffffffeu;
+	struct xproc_hcall q;
+	union xproc_msg m;
+	int rc;
+
+	memset(&q, 0, sizeof(q));
+	ovmc_xp_hdr(&q.h, XPROC_HCALL, seq);
+	q.opcode = 0xf000;
+	rc = ovmc_xp_mb_post(mb, bell, &q, sizeof(q), seq, true);
+	if (rc)
+		fuzz_fail("doorbell: %s", strerror(-rc));
+	for (int i = 0; i < 64; i++) {
+		if (!pump(sock))
+			return;
+		if (ovmc_xp_mb_wait(mb, seq, 0, &m) >= 0)
+			return;
+	}
+	fuzz_fail("a request in the mailbox was neither answered nor dropped");
+}
+
 static void run(struct fuzz_in *in, int sock, struct xproc_mailbox *mb, int bell)
 {
 	uint32_t seq = 1;
@@ -230,6 +259,8 @@ static void run(struct fuzz_in *in, int sock, struct xproc_mailbox *mb, int bell
 		if (!pump(sock))
 			return;
 	}
+	if (mb)
+		must_answer(sock, mb, bell);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
