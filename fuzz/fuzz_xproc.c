@@ -15,7 +15,9 @@
  *    given (op & 0x20) or as copied, and a sequence number from the input
  *    (op & 0x80) or the header's;
  *  - op & 3 == 2: the doorbell rung for nothing, with the length as value;
- *  - op & 3 == 3: nothing (the server just runs).
+ *  - op & 3 == 3: length % 10 posted pairs from the bytes (op & 0x10:
+ *    shaped as the pair that sends, with the grant's epoch), rung unless
+ *    op & 0x08.
  * With op & 0x10 the record starts with a valid header (magic, version, a
  * type from its first byte, the next sequence number), so the fuzzer gets
  * past the header checks at once. After each operation the server runs its
@@ -70,17 +72,55 @@ static void pending(void *arg, struct ovmc_vmc *vmc)
 			ovmc_vmc_hv_send(vmc, e);
 }
 
+/*
+ * Descriptors of the kinds the server and this partition make (sockets,
+ * memfds, eventfds and the like); libFuzzer opens pipes of its own as it
+ * goes, which are not counted.
+ */
 static int count_fds(void)
 {
 	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
 	int n = 0;
 
 	if (!d)
 		fuzz_fail("opendir /proc/self/fd: %s", strerror(errno));
-	while (readdir(d))
-		n++;
+	while ((e = readdir(d))) {
+		char path[300], target[64];
+		ssize_t len;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		len = readlink(path, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = '\0';
+		if (!strncmp(target, "socket:", 7) || !strncmp(target, "/memfd:", 7) ||
+		    !strncmp(target, "anon_inode:", 11))
+			n++;
+	}
 	closedir(d);
 	return n;
+}
+
+/* For a finding: what is open. */
+static void list_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		char path[300], target[256];
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		n = readlink(path, target, sizeof(target) - 1);
+		if (n > 0) {
+			target[n] = '\0';
+			fprintf(stderr, "open: %s -> %s\n", e->d_name, target);
+		}
+	}
+	if (d)
+		closedir(d);
 }
 
 static void teardown(void)
@@ -137,6 +177,7 @@ static void setup(void)
 	c.hv_window_size = 64u * 1024u;
 	c.hv_queue_entries = 16;
 	c.defer_replies = true;
+	c.posting = true;
 	rc = ovmc_xproc_server_new(&c, &g.srv);
 	if (rc)
 		fuzz_fail("ovmc_xproc_server_new: %d", rc);
@@ -219,6 +260,34 @@ static void must_answer(int sock, struct xproc_mailbox *mb, int bell)
 	fuzz_fail("a request in the mailbox was neither answered nor dropped");
 }
 
+static void post(struct xproc_mailbox *mb, int bell, uint8_t op, uint16_t raw_len,
+		 const uint8_t *buf, size_t n)
+{
+	unsigned count = raw_len % 10u;
+	uint32_t prod = __atomic_load_n(&mb->post_prod, __ATOMIC_RELAXED);
+	uint64_t v = 1;
+
+	for (unsigned i = 0; i < count; i++) {
+		struct xproc_posted *e = &mb->post[(prod + i) % XPROC_POST_SLOTS];
+		size_t off = i * sizeof(*e) % (MAX_RECORD - sizeof(*e));
+
+		memcpy(e, n >= off + sizeof(*e) ? buf + off : buf, n >= sizeof(*e) ? sizeof(*e) : 0);
+		if (op & 0x10) {
+			e->epoch = (uint32_t)(__atomic_load_n(&mb->grant, __ATOMIC_RELAXED) >> 32);
+			e->reserved = 0;
+			e->call[0].opcode = OVMC_H_COPY_RDMA;
+			e->call[0].nargs = 5;
+			e->call[0].reserved = 0;
+			e->call[1].opcode = OVMC_H_SEND_CRQ;
+			e->call[1].nargs = 3;
+			e->call[1].reserved = 0;
+		}
+	}
+	__atomic_store_n(&mb->post_prod, prod + count, __ATOMIC_RELEASE);
+	if (!(op & 0x08) && write(bell, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		fuzz_fail("doorbell: %s", strerror(errno));
+}
+
 static void run(struct fuzz_in *in, int sock, struct xproc_mailbox *mb, int bell)
 {
 	uint32_t seq = 1;
@@ -254,6 +323,8 @@ static void run(struct fuzz_in *in, int sock, struct xproc_mailbox *mb, int bell
 				fuzz_fail("doorbell: %s", strerror(errno));
 			break;
 		default:
+			if (mb)
+				post(mb, bell, op, raw_len, buf, n);
 			break;
 		}
 		if (!pump(sock))
@@ -311,6 +382,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int i = 0; i < 100 && ovmc_xproc_server_clients(g.srv); i++)
 		ovmc_xproc_server_dispatch(g.srv);
 	FUZZ_CHECK(ovmc_xproc_server_clients(g.srv) == 0);
+	if (count_fds() != g.base_fds)
+		list_fds();
 	FUZZ_CHECK(count_fds() == g.base_fds);
 	return 0;
 }

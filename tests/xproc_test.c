@@ -120,6 +120,7 @@ struct fx {
 	struct ovmc_xproc_server *srv; /* NULL: in-process reference machine */
 	struct ovmc_platform *plat[MAX_PLATS];
 	bool hv_register;     /* open the hypervisor end of every VMC */
+	bool hold;            /* the hypervisor end leaves entries in its queue */
 	struct ovmc_vmc *vmc; /* the last one created */
 	unsigned created, destroyed;
 	uint8_t drained[64][OVMC_CRQ_ENTRY_SIZE];
@@ -142,7 +143,7 @@ static void hook_pending(void *arg, struct ovmc_vmc *vmc)
 	struct fx *f = arg;
 	uint8_t e[OVMC_CRQ_ENTRY_SIZE];
 
-	while (ovmc_vmc_hv_receive(vmc, e) == 1) {
+	while (!f->hold && ovmc_vmc_hv_receive(vmc, e) == 1) {
 		if (f->n_drained < 64)
 			memcpy(f->drained[f->n_drained], e, sizeof(e));
 		f->n_drained++;
@@ -198,6 +199,8 @@ static void server_config(struct ovmc_xproc_server_config *c, const char *path,
 }
 
 static struct fx *fx_new_config(const char *path, bool hv_register, bool defer_replies);
+static struct fx *fx_new_full(const char *path, bool hv_register, bool defer_replies,
+			      bool posting);
 
 /* A machine, and a server on it when `path` is given. */
 static struct fx *fx_new(const char *path, bool hv_register)
@@ -206,6 +209,12 @@ static struct fx *fx_new(const char *path, bool hv_register)
 }
 
 static struct fx *fx_new_config(const char *path, bool hv_register, bool defer_replies)
+{
+	return fx_new_full(path, hv_register, defer_replies, false);
+}
+
+static struct fx *fx_new_full(const char *path, bool hv_register, bool defer_replies,
+			      bool posting)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	struct ovmc_machine_hooks hooks = {.vmc_created = hook_created,
@@ -226,6 +235,7 @@ static struct fx *fx_new_config(const char *path, bool hv_register, bool defer_r
 		return f;
 	server_config(&c, path, f->m);
 	c.defer_replies = defer_replies;
+	c.posting = posting;
 	c.log = fx_log;
 	c.log_user = f;
 	rc = ovmc_xproc_server_new(&c, &f->srv);
@@ -1888,6 +1898,211 @@ TEST(reports_ahead_of_a_mailbox_request_are_applied_first_however_many)
 		close(bell);
 	}
 	CHECK_EQ(x->warnings, 0);
+}
+
+static void kick_main(void *arg)
+{
+	CHECK_EQ(ovmc_xproc_kick(arg), 1);
+}
+
+/* The pair that sends entry `e` after copying 64 bytes: called here, unserved. */
+static void send_pair(struct ovmc_platform *p, const struct ovmc_vmc_node *n, uint64_t src,
+		      uint64_t dst, const uint8_t e[OVMC_CRQ_ENTRY_SIZE], long rcs[2])
+{
+	struct ovmc_hcall_req req[2] = {
+		{.opcode = OVMC_H_COPY_RDMA,
+		 .args = {64, n->liobn_local, src, n->liobn_remote, dst},
+		 .nargs = 5},
+		{.opcode = OVMC_H_SEND_CRQ, .args = {n->unit_address}, .nargs = 3},
+	};
+
+	ovmc_entry_to_words(e, &req[1].args[1], &req[1].args[2]);
+	ovmc_hcall_pair(p, req, rcs);
+}
+
+static void send_pair_main(void *arg)
+{
+	struct pair_job *j = arg;
+
+	ovmc_hcall_pair(j->p, j->req, j->rcs);
+}
+
+/*
+ * Posted pairs: answered at once, run at the next kick or request, never
+ * beyond the room the server granted (past it the pair goes as before and
+ * gets the machine's own answer), and dropped if the hypervisor end closed
+ * in between.
+ */
+TEST(posted_pairs_run_at_the_kick_within_their_grant_or_die_with_the_partner)
+{
+	struct tmp *t = tmp_new();
+	struct fx *x = fx_new_full(t->sock, true, true, true);
+	struct ovmc_machine_stats ms;
+	struct ovmc_vmc_node n;
+	struct ovmc_platform *p;
+	uint8_t *mem, *hvmem, e[OVMC_CRQ_ENTRY_SIZE], zero[64] = {0};
+	struct pair_job j;
+	unsigned drained;
+	long rcs[2];
+
+	CHECK_EQ(xconnect(x, t->sock, MEM_SIZE, 0), 0);
+	p = x->plat[0];
+	CHECK_EQ(ovmc_xproc_set_posting(p, true), 0);
+	CHECK_EQ(ovmc_xproc_set_timeout(p, 300), 0);
+	CHECK_EQ(xnode(x, p, &n), 0);
+	CHECK_EQ(HC(x, p, OVMC_H_REG_CRQ, n.unit_address, CRQ_IOBA, OVMC_PAGE_SIZE),
+		 OVMC_H_SUCCESS);
+	mem = ovmc_platform_memory(p, NULL);
+	hvmem = ovmc_vmc_hv_memory(x->vmc, NULL);
+	fill(mem + SRC_IOBA, 64, 0x21);
+	drained = x->n_drained;
+
+	/* Nobody serves: only a post can have answered. */
+	make_entry(e, OVMC_CRQ_CMD, 0x70);
+	send_pair(p, &n, SRC_IOBA, 0x300, e, rcs);
+	CHECK_EQ(rcs[0], OVMC_H_SUCCESS);
+	CHECK_EQ(rcs[1], OVMC_H_SUCCESS);
+	CHECK_MEM(hvmem + 0x300, zero, 64);
+	CHECK_EQ(x->n_drained, drained);
+	serve_while(x, kick_main, p);
+	CHECK_MEM(hvmem + 0x300, mem + SRC_IOBA, 64);
+	CHECK_EQ(x->n_drained, drained + 1);
+	CHECK_MEM(x->drained[drained], e, sizeof(e));
+	CHECK_EQ(ovmc_xproc_kick(p), 0); /* nothing posted since */
+
+	/* The hypervisor end keeps what it gets: 16 entries of room, posted
+	 * 8 at a time (the slots), then the machine's own H_DROPPED. */
+	x->hold = true;
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < (int)XPROC_POST_SLOTS; i++) {
+			send_pair(p, &n, SRC_IOBA, 0x400, e, rcs);
+			CHECK_EQ(rcs[1], OVMC_H_SUCCESS);
+		}
+		serve_while(x, kick_main, p);
+	}
+	CHECK_EQ(ovmc_vmc_hv_room(x->vmc), 0);
+	memset(&j, 0, sizeof(j));
+	j.p = p;
+	j.req[0] = (struct ovmc_hcall_req){
+		.opcode = OVMC_H_COPY_RDMA,
+		.args = {64, n.liobn_local, SRC_IOBA, n.liobn_remote, 0x400},
+		.nargs = 5};
+	j.req[1] = (struct ovmc_hcall_req){
+		.opcode = OVMC_H_SEND_CRQ, .args = {n.unit_address}, .nargs = 3};
+	ovmc_entry_to_words(e, &j.req[1].args[1], &j.req[1].args[2]);
+	serve_while(x, send_pair_main, &j);
+	CHECK_EQ(j.rcs[0], OVMC_H_SUCCESS);
+	CHECK_EQ(j.rcs[1], OVMC_H_DROPPED);
+
+	/* Room again; a pair posted, then the hypervisor end closes and opens
+	 * before it runs: it died with that partner. */
+	x->hold = false;
+	hook_pending(x, x->vmc);
+	serve_once(x, 0);
+	drained = x->n_drained;
+	ovmc_machine_stats(x->m, &ms);
+	send_pair(p, &n, SRC_IOBA, 0x600, e, rcs);
+	CHECK_EQ(rcs[1], OVMC_H_SUCCESS);
+	CHECK_EQ(ovmc_vmc_hv_free(x->vmc, OVMC_EVENT_PARTNER_DEREGISTERED), OVMC_H_SUCCESS);
+	CHECK_EQ(ovmc_vmc_hv_register(x->vmc), OVMC_H_SUCCESS);
+	serve_while(x, kick_main, p);
+	CHECK_MEM(hvmem + 0x600, zero, 64);
+	CHECK_EQ(x->n_drained, drained);
+	{
+		struct ovmc_machine_stats now;
+
+		ovmc_machine_stats(x->m, &now);
+		CHECK_EQ(now.rdma_ops, ms.rdma_ops);
+	}
+	/* The new epoch's grant came with that answer: posting goes on. */
+	send_pair(p, &n, SRC_IOBA, 0x700, e, rcs);
+	CHECK_EQ(rcs[1], OVMC_H_SUCCESS);
+	serve_while(x, kick_main, p);
+	CHECK_MEM(hvmem + 0x700, mem + SRC_IOBA, 64);
+	CHECK_EQ(x->n_drained, drained + 1);
+
+	/* What the machine would refuse is never posted: it gets its answer. */
+	j.req[0].args[0] = OVMC_MAX_RDMA_LEN + 1;
+	serve_while(x, send_pair_main, &j);
+	CHECK_EQ(j.rcs[0], OVMC_H_PARAMETER);
+	j.req[0].args[0] = 64;
+	j.req[0].args[4] = HV_WINDOW - 32;
+	serve_while(x, send_pair_main, &j);
+	CHECK_EQ(j.rcs[0], OVMC_H_DEST_PARM);
+	j.req[0].args[4] = 0x400;
+	j.req[1].args[1] = 0;
+	serve_while(x, send_pair_main, &j);
+	CHECK_EQ(j.rcs[1], OVMC_H_PARAMETER);
+	CHECK_EQ(x->warnings, 0);
+}
+
+/* A raw partition that posts what it may not: only its connection goes. */
+TEST(hostile_posted_pairs_drop_only_their_connection)
+{
+	struct tmp *t = tmp_new();
+	struct fx *x = fx_new_full(t->sock, true, false, true);
+	static int good = -1;
+
+	good = attach_ok(x, t->sock);
+	ovmc_test_defer(close_fd, &good);
+	for (int k = 0; k < 4; k++) {
+		struct xproc_mailbox *mb;
+		struct xproc_hdr q;
+		struct xproc_hcall h;
+		union xproc_msg m, r;
+		struct xproc_posted *e;
+		int bell, fd = attach_mb(x, t->sock, &mb, &bell);
+		uint64_t one = 1;
+
+		hdr(&q, XPROC_NODE, 2);
+		raw_send(fd, &q, sizeof(q), NULL, 0);
+		CHECK_EQ(raw_wait(x, fd, &m), sizeof(struct xproc_node_reply));
+		memset(&h, 0, sizeof(h));
+		hdr(&h.h, XPROC_HCALL, 3);
+		h.opcode = OVMC_H_REG_CRQ;
+		h.nargs = 3;
+		h.args[0] = m.node_reply.unit_address;
+		h.args[1] = CRQ_IOBA;
+		h.args[2] = OVMC_PAGE_SIZE;
+		CHECK_EQ(ovmc_xp_mb_post(mb, bell, &h, sizeof(h), 3, false), 0);
+		CHECK_EQ(mb_answer_wait(x, mb, 3, &r), sizeof(struct xproc_hcall_reply));
+		CHECK_EQ(r.hcall_reply.rc, OVMC_H_SUCCESS);
+		e = &mb->post[0];
+		memset(e, 0, sizeof(*e));
+		e->epoch = (uint32_t)(mb->grant >> 32);
+		e->call[0].opcode = OVMC_H_COPY_RDMA;
+		e->call[0].nargs = 5;
+		e->call[0].args[0] = 64;
+		e->call[0].args[1] = m.node_reply.liobn_local;
+		e->call[0].args[2] = SRC_IOBA;
+		e->call[0].args[3] = m.node_reply.liobn_remote;
+		e->call[1].opcode = OVMC_H_SEND_CRQ;
+		e->call[1].nargs = 3;
+		e->call[1].args[0] = m.node_reply.unit_address;
+		e->call[1].args[1] = 0x8001000000000000ull;
+		if (k == 0) /* more than the slots */
+			mb->post_prod = mb->post_cons + XPROC_POST_SLOTS + 1;
+		else {
+			if (k == 1) /* not the pair that sends */
+				e->call[1].opcode = OVMC_H_VIO_SIGNAL;
+			if (k == 2) /* one the machine refuses: another unit */
+				e->call[1].args[0]++;
+			if (k == 3) /* and SYNC is for the mailbox only */
+				e->call[1].args[0] = m.node_reply.unit_address;
+			mb->post_prod = mb->post_cons + (k == 3 ? 0 : 1);
+		}
+		if (k == 3) {
+			hdr(&q, XPROC_SYNC, 4);
+			raw_send(fd, &q, sizeof(q), NULL, 0);
+		} else {
+			CHECK_EQ(write(bell, &one, sizeof(one)), (ssize_t)sizeof(one));
+		}
+		expect_dropped(x, fd, 0);
+		munmap(mb, XPROC_MB_SIZE);
+		close(bell);
+	}
+	expect_served(x, good);
+	CHECK_EQ(ovmc_xproc_server_clients(x->srv), 1);
 }
 
 struct kill_job {

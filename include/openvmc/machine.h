@@ -197,6 +197,8 @@ OVMC_API uint32_t ovmc_vmc_hv_liobn(const struct ovmc_vmc *v);
 OVMC_API int ovmc_vmc_hv_memfd(const struct ovmc_vmc *v);
 /* How many times the hypervisor end has opened (0: never). */
 OVMC_API uint32_t ovmc_vmc_hv_epoch(const struct ovmc_vmc *v);
+/* Free entries in the hypervisor end's queue: what H_SEND_CRQ can still fill. */
+OVMC_API unsigned ovmc_vmc_hv_room(const struct ovmc_vmc *v);
 /*
  * Remote partitions: entries of the current epoch forwarded with
  * H_SEND_CRQ that have left the hypervisor end's queue (consumed, or

@@ -118,6 +118,23 @@ OVMC_API int ovmc_xproc_set_mailbox(struct ovmc_platform *p, bool use);
 /* 1 while attached with a mailbox, else 0. */
 OVMC_API int ovmc_xproc_has_mailbox(struct ovmc_platform *p);
 /*
+ * Posted pairs (docs/xproc.md): with `post`, an ovmc_hcall_pair() of an
+ * H_COPY_RDMA from partition memory into the hypervisor window and the
+ * H_SEND_CRQ that signals it (the pair that sends a message) answers
+ * H_SUCCESS at once, without a round trip, whenever the machine would
+ * answer it so and a server made with cfg.posting grants the room; the
+ * server executes it before anything else this partition asks. The owner
+ * must then call ovmc_xproc_kick() before it waits for anything, or the
+ * server may not run them. Off by default. Returns 0 or -EINVAL.
+ */
+OVMC_API int ovmc_xproc_set_posting(struct ovmc_platform *p, bool post);
+/*
+ * Have the server run the pairs posted since the last kick: a round trip
+ * (SYNC) with the deadline of every hcall, which brings back an interrupt
+ * they raised. 1 if there were any, else 0.
+ */
+OVMC_API int ovmc_xproc_kick(struct ovmc_platform *p);
+/*
  * Attach again (same memory, same interrupt fd, new partition on the
  * server side: register the CRQ again). Closes the old connection first,
  * so a live server drops the old partition as failed. Returns as
@@ -184,6 +201,10 @@ struct ovmc_xproc_server_config {
 	 * work): an interrupt raised for a partition meanwhile then goes with
 	 * its reply, not through its eventfd. */
 	bool defer_replies;
+	/* Let clients with a mailbox post the pair that sends a message
+	 * (ovmc_xproc_set_posting()): the server grants them room in the
+	 * hypervisor end's queue at every ovmc_xproc_server_flush(). */
+	bool posting;
 	/* Optional: the owner watches each connection's descriptors in its
 	 * own loop (one epoll level less per message) and calls
 	 * ovmc_xproc_server_serve() when one is ready. Called with `add` and

@@ -20,6 +20,8 @@ struct drvhost {
 	struct ovmc_sock *sock; /* NULL without a session socket */
 	int irq_fd; /* watched by the loop, -1 while the platform is lost */
 	bool lost;
+	int (*kick)(void *arg); /* drvhost_config's */
+	void *kick_arg;
 	char lost_why[128];
 	struct traceout out;
 };
@@ -66,6 +68,21 @@ static void on_irq(void *arg, int fd, uint32_t events)
 	ovmc_platform_irq_fired(h->plat);
 	ovmc_drv_handle_interrupt(h->drv, ovmc_now_ns());
 	flush(h);
+}
+
+/*
+ * A reader would wait: what the platform holds posted (a writer's
+ * messages) may be what it waits for. Run it, and take what it brought.
+ */
+static bool read_would_wait(void *arg)
+{
+	struct drvhost *h = arg;
+
+	if (h->lost || !h->kick(h->kick_arg))
+		return false;
+	if (ovmc_drv_crq_pending(h->drv))
+		ovmc_drv_handle_interrupt(h->drv, ovmc_now_ns());
+	return true;
 }
 
 static void on_dev(void *arg, ssize_t n)
@@ -151,8 +168,16 @@ int drvhost_new(struct ovmc_loop *loop, struct ovmc_platform *plat,
 	}
 	ovmc_drv_set_log_level(h->drv, ovmc_log_get_level());
 	/* Both log their own errors, with the path and the cause. */
+	h->kick = cfg->kick;
+	h->kick_arg = cfg->kick_arg;
 	if (!cfg->no_device) {
-		rc = ovmc_dev_new(&cfg->dev, h->drv, &h->dev);
+		struct ovmc_dev_config dc = cfg->dev;
+
+		if (h->kick) {
+			dc.read_would_wait = read_would_wait;
+			dc.read_would_wait_arg = h;
+		}
+		rc = ovmc_dev_new(&dc, h->drv, &h->dev);
 		if (rc)
 			goto fail;
 	}

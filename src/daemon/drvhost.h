@@ -31,6 +31,11 @@ struct drvhost_config {
 	/* The platform is not attached yet: serve the device with the driver
 	 * in its initial state until drvhost_platform_back(). */
 	bool detached;
+	/* Optional: have the platform run what was posted (the cross-process
+	 * one's ovmc_xproc_kick()); nonzero if it did. Called when a reader
+	 * of the device would otherwise wait. */
+	int (*kick)(void *arg);
+	void *kick_arg;
 };
 
 /*

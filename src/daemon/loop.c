@@ -58,6 +58,8 @@ struct reader {
 
 struct ovmc_loop {
 	int epfd, tfd, sigfd;
+	bool (*prewait)(void *arg);
+	void *prewait_arg;
 	bool has_reader;
 	struct reader reader;
 	bool uring_on;
@@ -236,6 +238,12 @@ int ovmc_loop_add_idle(struct ovmc_loop *l, ovmc_loop_idle_fn fn, void *arg)
 	return 0;
 }
 
+void ovmc_loop_set_prewait(struct ovmc_loop *l, bool (*fn)(void *arg), void *arg)
+{
+	l->prewait = fn;
+	l->prewait_arg = arg;
+}
+
 void ovmc_loop_kick(struct ovmc_loop *l)
 {
 	l->kicked = true;
@@ -302,7 +310,11 @@ static void run_idle(struct ovmc_loop *l)
 static int epoll_pass(struct ovmc_loop *l, int timeout)
 {
 	struct epoll_event evs[MAX_EVENTS];
-	int n = epoll_wait(l->epfd, evs, MAX_EVENTS, timeout);
+	int n;
+
+	if (timeout && l->prewait && l->prewait(l->prewait_arg))
+		return 0;
+	n = epoll_wait(l->epfd, evs, MAX_EVENTS, timeout);
 
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
@@ -460,6 +472,8 @@ static int uring_pass(struct ovmc_loop *l)
 		}
 	}
 	l->direct_reads = 0;
+	if (l->prewait && l->prewait(l->prewait_arg))
+		return 0;
 	if (!l->epoll_armed && (sqe = uring_sqe(l, URING_EPOLL))) {
 		io_uring_prep_poll_add(sqe, l->epfd, POLLIN);
 		l->epoll_armed = true;

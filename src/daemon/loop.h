@@ -72,6 +72,12 @@ int ovmc_loop_add_idle(struct ovmc_loop *l, ovmc_loop_idle_fn fn, void *arg);
  * pass, with no wake-up through a descriptor. Only from the loop's thread.
  */
 void ovmc_loop_kick(struct ovmc_loop *l);
+/*
+ * Called each time the loop is about to block (not before a pass that
+ * finds work without blocking): true if it started work that may need
+ * the idle hooks, which then run first. One per loop; NULL to remove.
+ */
+void ovmc_loop_set_prewait(struct ovmc_loop *l, bool (*fn)(void *arg), void *arg);
 /* Run until ovmc_loop_stop() or SIGINT/SIGTERM. Returns 0 or -errno. */
 int ovmc_loop_run(struct ovmc_loop *l);
 void ovmc_loop_stop(struct ovmc_loop *l);

@@ -278,6 +278,7 @@ int main(int argc, char **argv)
 	sc.hv_window_size = ovmc_hv_memory_required(&hc.hv);
 	sc.hv_queue_entries = hc.hv.crq_size;
 	sc.defer_replies = true;
+	sc.posting = true;
 	sc.watch = watch_conn;
 	sc.watch_user = loop;
 	sc.log = xproc_log;

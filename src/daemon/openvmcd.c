@@ -235,6 +235,23 @@ static void on_attach_answer(void *arg, int fd, uint32_t events)
 		attach_failed(a, rc, ovmc_now_ns());
 }
 
+/*
+ * The hypervisor runs the pairs posted meanwhile when the loop would
+ * sleep, or sooner when a reader would wait (drvhost): a writer that
+ * streams gathers its messages for one round trip.
+ */
+static int kick(void *arg)
+{
+	struct attach *a = arg;
+
+	return a->fd >= 0 && !a->waiting && ovmc_xproc_kick(a->plat);
+}
+
+static bool kick_posted(void *arg)
+{
+	return kick(arg) != 0;
+}
+
 static uint64_t on_idle(void *arg, uint64_t now)
 {
 	struct attach *a = arg;
@@ -313,11 +330,15 @@ int main(int argc, char **argv)
 	ovmc_xproc_set_timeout(a.plat, a.timeout_ms);
 	/* drvhost looks at the CRQ after every pass and calls irq_fired(). */
 	ovmc_xproc_set_irq_scan(a.plat, true);
+	ovmc_xproc_set_posting(a.plat, true);
+	ovmc_loop_set_prewait(loop, kick_posted, &a);
 	a.loop = loop;
 	a.socket = o.socket;
 	a.retry_ns = o.retry_ms * NS_PER_MS;
 	a.retry_at = ovmc_now_ns();
 	dc.detached = true;
+	dc.kick = kick;
+	dc.kick_arg = &a;
 	if (drvhost_new(loop, a.plat, &dc, &a.drv))
 		goto out;
 	/* After the driver's hook, so it sees the reports of the driver's work. */

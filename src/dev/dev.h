@@ -34,6 +34,11 @@ struct ovmc_dev_config {
 	bool set_gid;
 	bool cuse;             /* a CUSE character device instead of a FUSE file */
 	const char *cuse_name; /* CUSE: DEVNAME, e.g. "ibmvmc" for /dev/ibmvmc */
+	/* Optional: a read found nothing queued and would wait or fail with
+	 * EAGAIN. The owner may bring in what is in flight (true: the read is
+	 * tried once more). It may call the driver, not the device. */
+	bool (*read_would_wait)(void *arg);
+	void *read_would_wait_arg;
 };
 
 /*

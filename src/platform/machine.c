@@ -575,6 +575,11 @@ int ovmc_vmc_hv_memfd(const struct ovmc_vmc *v)
 	return v->hv_memfd;
 }
 
+unsigned ovmc_vmc_hv_room(const struct ovmc_vmc *v)
+{
+	return v->hv_cap - v->hv_count;
+}
+
 uint32_t ovmc_vmc_hv_epoch(const struct ovmc_vmc *v)
 {
 	return v->epoch;

@@ -17,6 +17,7 @@
 #include <openvmc/xproc.h>
 
 #include <openvmc/machine.h>
+#include <openvmc/wire.h>
 
 #include <errno.h>
 #include <sys/stat.h>
@@ -69,6 +70,12 @@ struct xproc {
 	int bell;
 	bool no_mailbox;
 	bool rdma_on_socket; /* since the last request in the mailbox */
+	/* Posted pairs (ovmc_xproc_set_posting()): how many were posted and
+	 * rung, in all, and how many H_SEND_CRQ in `post_epoch`. */
+	bool posting;
+	uint32_t post_prod, rung_prod;
+	uint32_t post_epoch, posted_in_epoch;
+	uint64_t unit_address;
 };
 
 static const struct ovmc_platform_ops xproc_ops;
@@ -408,12 +415,66 @@ static long xproc_hcall(struct ovmc_platform *p, unsigned long opcode, const uin
 	return (long)rep.hcall_reply.rc;
 }
 
+/*
+ * Post the pair that sends a message, answered H_SUCCESS at once, if the
+ * machine would answer it so (its checks, src/platform/machine.c) and the
+ * server's grant has room for its H_SEND_CRQ: true. The server executes
+ * it before anything this partition asks next; it may only find the
+ * hypervisor end closed meanwhile, and then the entry dies with it.
+ */
+static bool post_pair(struct xproc *x, const struct ovmc_hcall_req req[2])
+{
+	const uint64_t *a = req[0].args, *s = req[1].args;
+	struct xproc_mailbox *mb = x->mb;
+	uint64_t grant;
+	uint32_t epoch;
+	uint8_t e[OVMC_CRQ_ENTRY_SIZE];
+	struct xproc_posted *slot;
+
+	if (!x->posting || !mb || !x->hv_win || x->dead || req[0].opcode != OVMC_H_COPY_RDMA ||
+	    req[0].nargs != 5 || req[1].opcode != OVMC_H_SEND_CRQ || req[1].nargs != 3 ||
+	    a[1] != x->liobn_local || a[3] != x->liobn_remote || a[0] > OVMC_MAX_RDMA_LEN ||
+	    !in_window(a[2], a[0], x->base.mem_size) || !in_window(a[4], a[0], x->hv_win_size) ||
+	    s[0] != x->unit_address)
+		return false;
+	ovmc_entry_from_words(s[1], s[2], e);
+	if (!(e[0] & 0x80) || e[0] == OVMC_CRQ_TRANSPORT)
+		return false;
+	if (x->post_prod - __atomic_load_n(&mb->post_cons, __ATOMIC_ACQUIRE) >= XPROC_POST_SLOTS)
+		return false;
+	/* A grant is only ever given while the link is up. */
+	grant = __atomic_load_n(&mb->grant, __ATOMIC_ACQUIRE);
+	epoch = (uint32_t)(grant >> 32);
+	if (epoch != x->post_epoch) {
+		x->post_epoch = epoch;
+		x->posted_in_epoch = 0;
+	}
+	if (x->posted_in_epoch >= (uint32_t)grant)
+		return false;
+	slot = &mb->post[x->post_prod % XPROC_POST_SLOTS];
+	memset(slot, 0, sizeof(*slot));
+	slot->epoch = epoch;
+	for (int i = 0; i < 2; i++) {
+		slot->call[i].opcode = req[i].opcode;
+		slot->call[i].nargs = req[i].nargs;
+		memcpy(slot->call[i].args, req[i].args, req[i].nargs * sizeof(uint64_t));
+	}
+	__atomic_store_n(&mb->post_prod, ++x->post_prod, __ATOMIC_RELEASE);
+	x->posted_in_epoch++;
+	return true;
+}
+
 static void xproc_hcall_pair(struct ovmc_platform *p, const struct ovmc_hcall_req req[2],
 			     long rcs[2])
 {
 	struct xproc *x = (struct xproc *)p;
 	struct xproc_hcall_pair q;
 	union xproc_msg rep;
+
+	if (post_pair(x, req)) {
+		rcs[0] = rcs[1] = OVMC_H_SUCCESS;
+		return;
+	}
 
 	memset(&q, 0, sizeof(q));
 	ovmc_xp_hdr(&q.h, XPROC_HCALL_PAIR, 0);
@@ -458,6 +519,7 @@ static void lend_window(struct xproc *x, int fd, const struct xproc_node_reply *
 	x->hv_map_size = size + OVMC_PAGE_SIZE;
 	x->hv_link = (const uint32_t *)(x->hv_win + size);
 	x->liobn_local = r->liobn_local;
+	x->unit_address = r->unit_address;
 	x->liobn_remote = r->liobn_remote;
 }
 
@@ -601,6 +663,8 @@ static void mailbox_free(struct xproc *x)
 	x->mb = NULL;
 	x->bell = -1;
 	x->rdma_on_socket = false;
+	x->post_prod = x->rung_prod = 0;
+	x->post_epoch = x->posted_in_epoch = 0;
 }
 
 static void drop_socket(struct xproc *x)
@@ -892,6 +956,32 @@ int ovmc_xproc_set_mailbox(struct ovmc_platform *p, bool use)
 		return -EINVAL;
 	x->no_mailbox = !use;
 	return 0;
+}
+
+int ovmc_xproc_set_posting(struct ovmc_platform *p, bool post)
+{
+	struct xproc *x = to_xproc(p);
+
+	if (!x)
+		return -EINVAL;
+	x->posting = post;
+	return 0;
+}
+
+int ovmc_xproc_kick(struct ovmc_platform *p)
+{
+	struct xproc *x = to_xproc(p);
+	struct xproc_hdr h;
+	union xproc_msg rep;
+
+	if (!x || !x->mb || x->dead || x->rung_prod == x->post_prod)
+		return 0;
+	x->rung_prod = x->post_prod;
+	/* A round trip, not a ring alone: the deadline is the hcalls', and an
+	 * interrupt the pairs raised comes with the answer. */
+	ovmc_xp_hdr(&h, XPROC_SYNC, 0);
+	transact(x, &h, sizeof(h), &rep, sizeof(h), XPROC_SYNC, NULL);
+	return 1;
 }
 
 int ovmc_xproc_has_mailbox(struct ovmc_platform *p)

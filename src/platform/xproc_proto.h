@@ -40,6 +40,7 @@ enum xproc_type {
 	XPROC_HCALL_PAIR = 8, /* the second only if the first returned H_SUCCESS */
 	XPROC_HCALL_PAIR_REPLY = 9,
 	XPROC_RDMA = 10, /* client -> server, no reply: reports alone */
+	XPROC_SYNC = 11, /* mailbox only: run the posted pairs; answered by its header */
 	XPROC_TYPE_COUNT,
 };
 
@@ -178,6 +179,22 @@ void ovmc_xp_hdr(struct xproc_hdr *h, enum xproc_type type, uint32_t seq);
 #define XPROC_MB_REQ_MAX sizeof(union xproc_msg)
 #define XPROC_MB_REP_MAX 128u
 
+/*
+ * A posted hcall pair (docs/xproc.md, "Posted pairs"): an H_COPY_RDMA
+ * from partition memory into the hypervisor window and the H_SEND_CRQ
+ * that signals it, which the client has already answered H_SUCCESS,
+ * under the grant of `epoch`.
+ */
+struct xproc_posted {
+	uint32_t epoch;
+	uint32_t reserved;
+	struct xproc_call call[2];
+};
+
+#define XPROC_POST_SLOTS 8u
+/* The grant word: epoch << 32 | sends allowed in that epoch (0: closed). */
+#define XPROC_GRANT(epoch, n) ((uint64_t)(epoch) << 32 | (uint32_t)(n))
+
 struct xproc_mailbox {
 	uint32_t req_seq; /* client: req[] holds the request of this sequence */
 	uint32_t req_len;
@@ -187,12 +204,20 @@ struct xproc_mailbox {
 	/* client: RDMA messages went on the socket before this request; the
 	 * server reads them first, so that every report comes in order. */
 	uint32_t after_socket;
-	uint32_t reserved[10];
+	uint32_t post_prod; /* client: pairs posted, in all */
+	uint32_t post_cons; /* server: pairs taken, in all */
+	/* server: XPROC_GRANT(epoch, n): while the link is up in `epoch`, the
+	 * client may have posted n H_SEND_CRQ of that epoch in all. */
+	uint64_t grant;
+	uint32_t reserved[6];
 	unsigned char req[XPROC_MB_REQ_MAX];
 	unsigned char rep[XPROC_MB_REP_MAX];
+	struct xproc_posted post[XPROC_POST_SLOTS];
 };
 
 #define XPROC_MB_SIZE OVMC_PAGE_SIZE
+_Static_assert(sizeof(struct xproc_posted) == 120, "posted pair layout");
+_Static_assert(offsetof(struct xproc_mailbox, req) == 64, "mailbox layout");
 _Static_assert(sizeof(struct xproc_mailbox) <= XPROC_MB_SIZE, "the mailbox is one page");
 _Static_assert(sizeof(struct xproc_hcall_reply) <= XPROC_MB_REP_MAX, "every answer fits");
 

@@ -59,6 +59,11 @@ struct ovmc_xproc_conn {
 	int bell;
 	uint32_t mb_seq;
 	bool via_mb; /* the request being handled came through the mailbox */
+	/* Posted pairs: taken so far; executed in `done_epoch`; the grant
+	 * last published. */
+	uint32_t post_cons;
+	uint32_t done_epoch, post_done;
+	uint64_t grant;
 	struct ovmc_part *part; /* NULL until attached */
 	pid_t pid;
 	uid_t uid;
@@ -208,11 +213,38 @@ static void raise_irq(void *arg)
 	(void)n; /* EAGAIN: the counter is saturated, the fd readable all the same */
 }
 
+/*
+ * Tell the client how many H_SEND_CRQ it may have posted in this epoch:
+ * those executed, plus the room left in the hypervisor end's queue. Posts
+ * not taken yet are not in that room, so together they never exceed it.
+ */
+static void publish_grant(struct ovmc_xproc_conn *c)
+{
+	struct ovmc_vmc *v = ovmc_part_vmc(c->part);
+	uint32_t epoch = v ? ovmc_vmc_hv_epoch(v) : 0;
+	uint64_t g;
+
+	if (epoch != c->done_epoch) {
+		c->done_epoch = epoch;
+		c->post_done = 0;
+	}
+	g = XPROC_GRANT(epoch, v && c->srv->cfg.posting && ovmc_vmc_hv_registered(v) &&
+					       ovmc_vmc_partition_registered(v)
+				       ? c->post_done + ovmc_vmc_hv_room(v)
+				       : 0);
+	if (g != c->grant) {
+		c->grant = g;
+		__atomic_store_n(&c->mb->grant, g, __ATOMIC_RELEASE);
+	}
+}
+
 /* The answer to an hcall or RDMA, where its request came from. */
 static int answer(struct ovmc_xproc_conn *c, bool mailbox, const void *msg, size_t len)
 {
 	if (!mailbox)
 		return reply(c, msg, len);
+	/* Before the answer: the client reads the grant after its hcall. */
+	publish_grant(c);
 	ovmc_xp_mb_answer(c->mb, msg, len);
 	return 0;
 }
@@ -257,6 +289,11 @@ static int hcall_reply(struct ovmc_xproc_conn *c, const void *msg, size_t len)
 
 void ovmc_xproc_server_flush(struct ovmc_xproc_server *s)
 {
+	/* The hypervisor core made room in this pass: grant it. */
+	if (s->cfg.posting)
+		for (struct ovmc_xproc_conn *c = s->clients; c; c = c->next)
+			if (c->mb && c->part)
+				publish_grant(c);
 	if (!s->n_deferred)
 		return;
 	for (struct ovmc_xproc_conn *c = s->clients, *next; c && s->n_deferred; c = next) {
@@ -313,6 +350,10 @@ static int lend_mailbox(struct ovmc_xproc_conn *c, const int *fds)
 	c->mb = mb;
 	c->bell = fds[XPROC_FD_BELL];
 	c->mb_seq = __atomic_load_n(&c->mb->req_seq, __ATOMIC_ACQUIRE);
+	c->post_cons = __atomic_load_n(&c->mb->post_prod, __ATOMIC_ACQUIRE);
+	__atomic_store_n(&c->mb->post_cons, c->post_cons, __ATOMIC_RELEASE);
+	c->grant = XPROC_GRANT(0, 0);
+	__atomic_store_n(&c->mb->grant, c->grant, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -518,6 +559,25 @@ static const char *apply_reports(struct ovmc_xproc_conn *c, const struct xproc_r
 	return NULL;
 }
 
+/*
+ * The posted pairs ran before this (serve()); the answer, deferred like an
+ * hcall's, brings any interrupt they raised. Only through the mailbox.
+ */
+static enum verdict on_sync(struct ovmc_xproc_conn *c, const union xproc_msg *m,
+			    const int *fds, unsigned nfds)
+{
+	struct xproc_hdr r;
+
+	if (!c->via_mb) {
+		slog(c->srv, OVMC_LOG_WARN, "xproc: pid %d: SYNC on the socket", (int)c->pid);
+		return DROP_FAILED;
+	}
+	if (hcall_begin(c))
+		return DROP_FAILED;
+	ovmc_xp_hdr(&r, XPROC_SYNC, m->h.seq);
+	return hcall_reply(c, &r, sizeof(r)) ? DROP_FAILED : KEEP;
+}
+
 /* The reports were the whole message. */
 static enum verdict on_rdma(struct ovmc_xproc_conn *c, const union xproc_msg *m,
 			    const int *fds, unsigned nfds)
@@ -552,6 +612,7 @@ static const struct {
 	[XPROC_NODE] = {"NODE", sizeof(struct xproc_hdr), true, true, on_node},
 	[XPROC_DETACH] = {"DETACH", sizeof(struct xproc_hdr), true, true, on_detach},
 	[XPROC_RDMA] = {"RDMA", sizeof(struct xproc_hdr), true, true, on_rdma},
+	[XPROC_SYNC] = {"SYNC", sizeof(struct xproc_hdr), true, true, on_sync},
 };
 
 
@@ -623,6 +684,70 @@ bad:
 	return DROP_FAILED;
 }
 
+/*
+ * The pairs the client posted since the last turn, in order, before
+ * anything else it asked: each was answered H_SUCCESS already, so each
+ * must succeed. One of an older epoch, or of this one while the link is
+ * down, went to a hypervisor end that has closed since: it is dropped, as
+ * entries in flight die with their partner. Anything else that would
+ * fail is a client that did not keep to its grant: false, and it is gone.
+ */
+static bool drain_posted(struct ovmc_xproc_conn *c)
+{
+	uint32_t prod = __atomic_load_n(&c->mb->post_prod, __ATOMIC_ACQUIRE);
+	struct ovmc_vmc *v = ovmc_part_vmc(c->part);
+	struct ovmc_vmc_node node;
+	const char *why = NULL;
+	unsigned stale = 0;
+
+	if (prod == c->post_cons)
+		return true;
+	if (prod - c->post_cons > XPROC_POST_SLOTS)
+		why = "more posted pairs than slots";
+	else if (!v || ovmc_part_vmc_node(c->part, &node))
+		why = "posted pairs without a VMC";
+	while (!why && c->post_cons != prod) {
+		struct xproc_posted e;
+		const struct xproc_call *k = e.call;
+
+		memcpy(&e, &c->mb->post[c->post_cons % XPROC_POST_SLOTS], sizeof(e));
+		if (e.reserved || k[0].opcode != OVMC_H_COPY_RDMA || k[0].nargs != 5 ||
+		    k[0].reserved || k[0].args[1] != node.liobn_local ||
+		    k[0].args[3] != node.liobn_remote || k[1].opcode != OVMC_H_SEND_CRQ ||
+		    k[1].nargs != 3 || k[1].reserved) {
+			why = "not a posted pair";
+			break;
+		}
+		c->post_cons++;
+		if (e.epoch != ovmc_vmc_hv_epoch(v) || !ovmc_vmc_hv_registered(v) ||
+		    !ovmc_vmc_partition_registered(v)) {
+			stale++;
+			continue;
+		}
+		if (e.epoch != c->done_epoch) {
+			c->done_epoch = e.epoch;
+			c->post_done = 0;
+		}
+		if (ovmc_part_hcall(c->part, OVMC_H_COPY_RDMA, k[0].args, 5, NULL) != OVMC_H_SUCCESS ||
+		    ovmc_part_hcall(c->part, OVMC_H_SEND_CRQ, k[1].args, 3, NULL) != OVMC_H_SUCCESS) {
+			why = "a posted pair failed";
+			break;
+		}
+		c->post_done++;
+	}
+	if (stale)
+		slog(c->srv, OVMC_LOG_DEBUG,
+		     "xproc: partition %u: %u posted pairs for a closed hypervisor end dropped",
+		     ovmc_part_id(c->part), stale);
+	if (why) {
+		slog(c->srv, OVMC_LOG_WARN, "xproc: pid %d: %s: dropped", (int)c->pid, why);
+		client_drop(c, true);
+		return false;
+	}
+	__atomic_store_n(&c->mb->post_cons, c->post_cons, __ATOMIC_RELEASE);
+	return true;
+}
+
 enum drained { DRAINED, MORE, GONE };
 
 /* Whether the socket holds another message (the peek takes nothing). */
@@ -683,7 +808,8 @@ static bool serve_mailbox(struct ovmc_xproc_conn *c)
 
 	if (n == 0)
 		return false;
-	if (n < 0 || (m.h.type != XPROC_HCALL && m.h.type != XPROC_HCALL_PAIR)) {
+	if (n < 0 || (m.h.type != XPROC_HCALL && m.h.type != XPROC_HCALL_PAIR &&
+		      m.h.type != XPROC_SYNC)) {
 		slog(c->srv, OVMC_LOG_WARN, "xproc: pid %d: mailbox: %s: dropped", (int)c->pid,
 		     n == -EMSGSIZE ? "impossible length"
 		     : n < 0	    ? "sequence number not in the header"
@@ -719,6 +845,8 @@ static bool serve_mailbox(struct ovmc_xproc_conn *c)
  */
 static void serve(struct ovmc_xproc_conn *c)
 {
+	if (c->mb && c->part && !drain_posted(c))
+		return;
 	if (c->mb && serve_mailbox(c))
 		return;
 	for (unsigned i = 0; i < REPORTS_PER_DISPATCH;) {
