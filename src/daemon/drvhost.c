@@ -182,7 +182,11 @@ int drvhost_new(struct ovmc_loop *loop, struct ovmc_platform *plat,
 			goto fail;
 	}
 	if (cfg->sock.path) {
-		rc = ovmc_sock_new(loop, &cfg->sock, h->drv, &h->sock);
+		struct ovmc_sock_config sc = cfg->sock;
+
+		sc.kick = h->kick;
+		sc.kick_arg = h->kick_arg;
+		rc = ovmc_sock_new(loop, &sc, h->drv, &h->sock);
 		if (rc)
 			goto fail;
 	}

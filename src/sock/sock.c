@@ -449,7 +449,12 @@ static int64_t do_request(struct conn *c, const struct ovmc_sess_req *req, size_
 	case OVMC_SESS_WRITE:
 		if (plen != arg)
 			return -EMSGSIZE;
-		return fc ? ovmc_drv_write(s->drv, fc->file, payload, plen, now) : -EIO;
+		if (!fc)
+			return -EIO;
+		rc = (int)ovmc_drv_write(s->drv, fc->file, payload, plen, now);
+		if (rc > 0 && s->cfg.kick)
+			s->cfg.kick(s->cfg.kick_arg);
+		return rc;
 	case OVMC_SESS_READ_CHECK:
 		if (plen)
 			return -EMSGSIZE;

@@ -43,6 +43,11 @@ struct ovmc_sock_config {
 	uint32_t max_mtu;     /* the driver's configured MTU (its read limit while not ready) */
 	unsigned max_conns;   /* 0: 256 */
 	unsigned hello_ms;    /* a new connection says who it is within this; 0: 5000 */
+	/* Optional: have the platform run what a write posted (drvhost's
+	 * kick). A reader here waits in its own process, out of sight, so
+	 * every write is followed by one. */
+	int (*kick)(void *arg);
+	void *kick_arg;
 };
 
 /*
