@@ -326,23 +326,16 @@ void ovmc_dev_op_read(fuse_req_t req, size_t size, struct fuse_file_info *fi)
 	/* With parked reads left after the flush, this finds nothing queued
 	 * and only checks the arguments (EINVAL, EIO) before parking too. */
 	n = read_into_reply(dev, f, req, size);
+	/* Nothing queued: the owner may bring what is in flight, once. Not
+	 * with older reads parked on this file: they come first. */
+	if (n == -EAGAIN && !f->parked_head && dev->cfg.read_would_wait &&
+	    dev->cfg.read_would_wait(dev->cfg.read_would_wait_arg))
+		n = read_into_reply(dev, f, req, size);
 	if (n >= 0)
 		return;
 	if (n != -EAGAIN) {
 		fuse_reply_err(req, (int)-n);
 		return;
-	}
-	/* Nothing queued: the owner may bring what is in flight, once. Not
-	 * with older reads parked on this file: they come first. */
-	if (!f->parked_head && dev->cfg.read_would_wait &&
-	    dev->cfg.read_would_wait(dev->cfg.read_would_wait_arg)) {
-		n = read_into_reply(dev, f, req, size);
-		if (n >= 0)
-			return;
-		if (n != -EAGAIN) {
-			fuse_reply_err(req, (int)-n);
-			return;
-		}
 	}
 	/* fi->flags follows fcntl(F_SETFL) changes made after open. */
 	if (fi->flags & O_NONBLOCK) {
