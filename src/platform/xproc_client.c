@@ -625,33 +625,48 @@ static int fill_addr(const char *path, struct sockaddr_un *sa)
 }
 
 /*
+ * A memfd of `size` bytes sealed against any change of size (what the
+ * server maps must never shrink under it), mapped shared at *map.
+ * Returns the descriptor or -errno (then nothing is left open).
+ */
+static int sealed_memfd(const char *name, size_t size, void **map)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING), rc;
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+		goto fail;
+	*map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (*map != MAP_FAILED)
+		return fd;
+fail:
+	rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/*
  * A new mailbox for each connection, so that nothing a server wrote into
  * an old one can pass for an answer on the new. Its descriptor is
  * returned for ATTACH (-1: none, the hcalls go on the socket).
  */
 static int mailbox_new(struct xproc *x)
 {
-	int fd = memfd_create("openvmc-mailbox", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	void *m;
+	int fd = sealed_memfd("openvmc-mailbox", XPROC_MB_SIZE, &m);
 
 	if (fd < 0)
 		return -1;
-	if (ftruncate(fd, XPROC_MB_SIZE) < 0 ||
-	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
-		goto fail;
-	m = mmap(NULL, XPROC_MB_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED)
-		goto fail;
 	x->bell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (x->bell < 0) {
 		munmap(m, XPROC_MB_SIZE);
-		goto fail;
+		close(fd);
+		return -1;
 	}
 	x->mb = m;
 	return fd;
-fail:
-	close(fd);
-	return -1;
 }
 
 static void mailbox_free(struct xproc *x)
@@ -860,15 +875,10 @@ int ovmc_xproc_new(const char *socket_path, size_t mem_size, struct ovmc_platfor
 		rc = -ENOMEM;
 		goto fail;
 	}
-	x->mem_fd = memfd_create("openvmc-partition", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (x->mem_fd < 0 || ftruncate(x->mem_fd, (off_t)size) < 0 ||
-	    fcntl(x->mem_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	x->base.mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, x->mem_fd, 0);
-	if (x->base.mem == MAP_FAILED) {
-		rc = -errno;
+	x->mem_fd = sealed_memfd("openvmc-partition", size, &x->base.mem);
+	if (x->mem_fd < 0) {
+		rc = x->mem_fd;
+		x->mem_fd = -1;
 		goto fail;
 	}
 	x->base.mem_size = size;
