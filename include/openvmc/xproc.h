@@ -129,9 +129,9 @@ OVMC_API int ovmc_xproc_has_mailbox(struct ovmc_platform *p);
  */
 OVMC_API int ovmc_xproc_set_posting(struct ovmc_platform *p, bool post);
 /*
- * Have the server run the pairs posted since the last kick: a round trip
- * (SYNC) with the deadline of every hcall, which brings back an interrupt
- * they raised. 1 if there were any, else 0.
+ * Have the server run the pairs posted that it has not run yet: a round
+ * trip (SYNC) with the deadline of every hcall, which brings back an
+ * interrupt they raised. 1 if there were any, else 0.
  */
 OVMC_API int ovmc_xproc_kick(struct ovmc_platform *p);
 /*

@@ -70,10 +70,10 @@ struct xproc {
 	int bell;
 	bool no_mailbox;
 	bool rdma_on_socket; /* since the last request in the mailbox */
-	/* Posted pairs (ovmc_xproc_set_posting()): how many were posted and
-	 * rung, in all, and how many H_SEND_CRQ in `post_epoch`. */
+	/* Posted pairs (ovmc_xproc_set_posting()): how many were posted, in
+	 * all, and how many H_SEND_CRQ in `post_epoch`. */
 	bool posting;
-	uint32_t post_prod, rung_prod;
+	uint32_t post_prod;
 	uint32_t post_epoch, posted_in_epoch;
 	uint64_t unit_address;
 };
@@ -678,7 +678,7 @@ static void mailbox_free(struct xproc *x)
 	x->mb = NULL;
 	x->bell = -1;
 	x->rdma_on_socket = false;
-	x->post_prod = x->rung_prod = 0;
+	x->post_prod = 0;
 	x->post_epoch = x->posted_in_epoch = 0;
 }
 
@@ -984,9 +984,10 @@ int ovmc_xproc_kick(struct ovmc_platform *p)
 	struct xproc_hdr h;
 	union xproc_msg rep;
 
-	if (!x || !x->mb || x->dead || x->rung_prod == x->post_prod)
+	/* The server may have run them already, before another request. */
+	if (!x || !x->mb || x->dead ||
+	    __atomic_load_n(&x->mb->post_cons, __ATOMIC_ACQUIRE) == x->post_prod)
 		return 0;
-	x->rung_prod = x->post_prod;
 	/* A round trip, not a ring alone: the deadline is the hcalls', and an
 	 * interrupt the pairs raised comes with the answer. */
 	ovmc_xp_hdr(&h, XPROC_SYNC, 0);

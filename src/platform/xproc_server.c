@@ -218,16 +218,22 @@ static void raise_irq(void *arg)
  * those executed, plus the room left in the hypervisor end's queue. Posts
  * not taken yet are not in that room, so together they never exceed it.
  */
+/* Posted sends are counted per epoch of the hypervisor end. */
+static void count_epoch(struct ovmc_xproc_conn *c, uint32_t epoch)
+{
+	if (epoch != c->done_epoch) {
+		c->done_epoch = epoch;
+		c->post_done = 0;
+	}
+}
+
 static void publish_grant(struct ovmc_xproc_conn *c)
 {
 	struct ovmc_vmc *v = ovmc_part_vmc(c->part);
 	uint32_t epoch = v ? ovmc_vmc_hv_epoch(v) : 0;
 	uint64_t g;
 
-	if (epoch != c->done_epoch) {
-		c->done_epoch = epoch;
-		c->post_done = 0;
-	}
+	count_epoch(c, epoch);
 	g = XPROC_GRANT(epoch, v && c->srv->cfg.posting && ovmc_vmc_hv_registered(v) &&
 					       ovmc_vmc_partition_registered(v)
 				       ? c->post_done + ovmc_vmc_hv_room(v)
@@ -724,10 +730,7 @@ static bool drain_posted(struct ovmc_xproc_conn *c)
 			stale++;
 			continue;
 		}
-		if (e.epoch != c->done_epoch) {
-			c->done_epoch = e.epoch;
-			c->post_done = 0;
-		}
+		count_epoch(c, e.epoch);
 		if (ovmc_part_hcall(c->part, OVMC_H_COPY_RDMA, k[0].args, 5, NULL) != OVMC_H_SUCCESS ||
 		    ovmc_part_hcall(c->part, OVMC_H_SEND_CRQ, k[1].args, 3, NULL) != OVMC_H_SUCCESS) {
 			why = "a posted pair failed";
