@@ -20,7 +20,7 @@ struct drvhost {
 	struct ovmc_sock *sock; /* NULL without a session socket */
 	int irq_fd; /* watched by the loop, -1 while the platform is lost */
 	bool lost;
-	int (*kick)(void *arg); /* drvhost_config's */
+	bool (*kick)(void *arg); /* drvhost_config's */
 	void *kick_arg;
 	char lost_why[128];
 	struct traceout out;

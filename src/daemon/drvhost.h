@@ -32,9 +32,10 @@ struct drvhost_config {
 	 * in its initial state until drvhost_platform_back(). */
 	bool detached;
 	/* Optional: have the platform run what was posted (the cross-process
-	 * one's ovmc_xproc_kick()); nonzero if it did. Called when a reader
-	 * of the device would otherwise wait. */
-	int (*kick)(void *arg);
+	 * one's ovmc_xproc_kick()); true if it did. Called when a reader
+	 * of the device would otherwise wait, and after every write on the
+	 * session socket. */
+	bool (*kick)(void *arg);
 	void *kick_arg;
 };
 

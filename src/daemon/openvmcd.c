@@ -240,16 +240,11 @@ static void on_attach_answer(void *arg, int fd, uint32_t events)
  * sleep, or sooner when a reader would wait (drvhost): a writer that
  * streams gathers its messages for one round trip.
  */
-static int kick(void *arg)
+static bool kick(void *arg)
 {
 	struct attach *a = arg;
 
 	return a->fd >= 0 && !a->waiting && ovmc_xproc_kick(a->plat);
-}
-
-static bool kick_posted(void *arg)
-{
-	return kick(arg) != 0;
 }
 
 static uint64_t on_idle(void *arg, uint64_t now)
@@ -331,7 +326,7 @@ int main(int argc, char **argv)
 	/* drvhost looks at the CRQ after every pass and calls irq_fired(). */
 	ovmc_xproc_set_irq_scan(a.plat, true);
 	ovmc_xproc_set_posting(a.plat, true);
-	ovmc_loop_set_prewait(loop, kick_posted, &a);
+	ovmc_loop_set_prewait(loop, kick, &a);
 	a.loop = loop;
 	a.socket = o.socket;
 	a.retry_ns = o.retry_ms * NS_PER_MS;

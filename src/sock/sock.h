@@ -46,7 +46,7 @@ struct ovmc_sock_config {
 	/* Optional: have the platform run what a write posted (drvhost's
 	 * kick). A reader here waits in its own process, out of sight, so
 	 * every write is followed by one. */
-	int (*kick)(void *arg);
+	bool (*kick)(void *arg);
 	void *kick_arg;
 };
 
