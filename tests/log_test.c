@@ -116,6 +116,33 @@ TEST(repeated_line_logged_five_times_per_window_then_summed_up)
 	CHECK(strstr(drain(c), "read of 7 bytes truncated"));
 }
 
+/* The loop asks on every pass; each answer is the end of the earliest
+ * window still holding lines back, one window after the other. */
+TEST(held_back_windows_end_one_after_the_other)
+{
+	struct captured *c = capture(0);
+	const char *out;
+
+	for (unsigned i = 0; i < 7; i++)
+		ovmc_log(OVMC_LOG_WARN, "hv", "session %u opened", i + 1);
+	fake_now += WINDOW_NS / 4;
+	for (unsigned i = 0; i < 8; i++)
+		ovmc_log(OVMC_LOG_WARN, "driver", "buffer %u returned", i + 1);
+	drain(c);
+	CHECK_EQ(ovmc_log_tick(), 1000 * WINDOW_NS + WINDOW_NS);
+	fake_now += WINDOW_NS / 2;
+	CHECK_EQ(ovmc_log_tick(), 1000 * WINDOW_NS + WINDOW_NS);
+	CHECK(!strstr(drain(c), "more lines"));
+	fake_now = 1000 * WINDOW_NS + WINDOW_NS;
+	CHECK_EQ(ovmc_log_tick(), 1000 * WINDOW_NS + WINDOW_NS + WINDOW_NS / 4);
+	out = drain(c);
+	CHECK(strstr(out, "hv: 2 more lines like \"session 7 opened\""));
+	CHECK(!strstr(out, "buffer"));
+	fake_now += WINDOW_NS / 4;
+	CHECK_EQ(ovmc_log_tick(), UINT64_MAX);
+	CHECK(strstr(drain(c), "driver: 3 more lines like \"buffer 8 returned\""));
+}
+
 TEST(different_lines_components_and_levels_are_not_held_back)
 {
 	struct captured *c = capture(0);

@@ -67,6 +67,8 @@ static struct rl_slot rl[RL_SLOTS];
 static uint64_t rl_suppressed_total;
 /* Slots holding back lines: ovmc_log_tick() has nothing to do without. */
 static unsigned rl_holding;
+/* No window holding lines back ends before this (it may end later). */
+static uint64_t rl_due = UINT64_MAX;
 static uint64_t (*clock_fn)(void);
 static bool emitting_summary;
 
@@ -312,8 +314,11 @@ static bool rate_allows(enum ovmc_log_level level, const char *component, const 
 		s->logged++;
 		return true;
 	}
-	if (s->suppressed++ == 0)
+	if (s->suppressed++ == 0) {
 		rl_holding++;
+		if (s->window_start + rl_window < rl_due)
+			rl_due = s->window_start + rl_window;
+	}
 	rl_suppressed_total++;
 	/* Cut short: a summary quotes the start of what it stands for. */
 	memcpy(s->example, text, strnlen(text, sizeof(s->example) - 1));
@@ -323,16 +328,22 @@ static bool rate_allows(enum ovmc_log_level level, const char *component, const 
 
 uint64_t ovmc_log_tick(void)
 {
-	uint64_t next = UINT64_MAX;
+	uint64_t now;
 
-	/* Called on every pass of the loop: mostly nothing is held back. */
+	/* Called on every pass of the loop: mostly nothing is held back, and
+	 * after a burst (63 sessions opening) the slots are looked at only
+	 * when a window ends, not on every pass of its 10 s. */
 	if (!rl_holding)
-		return next;
-	expire(now_ns());
+		return UINT64_MAX;
+	now = now_ns();
+	if (now < rl_due)
+		return rl_due;
+	expire(now);
+	rl_due = UINT64_MAX;
 	for (unsigned i = 0; i < RL_SLOTS; i++)
-		if (rl[i].key && rl[i].suppressed && rl[i].window_start + rl_window < next)
-			next = rl[i].window_start + rl_window;
-	return next;
+		if (rl[i].key && rl[i].suppressed && rl[i].window_start + rl_window < rl_due)
+			rl_due = rl[i].window_start + rl_window;
+	return rl_due;
 }
 
 uint64_t ovmc_log_suppressed(void)
@@ -351,6 +362,7 @@ void ovmc_log_set_rate_limit(unsigned burst, uint64_t window_ns)
 	rl_window = window_ns ? window_ns : RL_DEFAULT_WINDOW_NS;
 	memset(rl, 0, sizeof(rl));
 	rl_holding = 0;
+	rl_due = UINT64_MAX;
 }
 
 void ovmc_log_set_clock(uint64_t (*fn)(void))
