@@ -37,7 +37,8 @@ struct bench_row {
 	double p99;       /* < 0 when none */
 	char unit[8];
 	char floor[24];   /* path of the floor, "" when none */
-	double ratio;     /* median / floor's median, < 0 when none */
+	double ratio;     /* median / floor's median, or the path's own paired
+			   * ratio (bench_sessions()); < 0 when none */
 	char target[16];  /* "<=1.10" / ">=0.95" / "=0" / "<4", "" when none */
 	int met;          /* 1 met, 0 not met, -1 no target */
 };

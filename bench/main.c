@@ -117,7 +117,10 @@ static void judge(struct bench_rows *rows)
 					break;
 				snprintf(r->floor, sizeof(r->floor), "%s%s%s", fp,
 					 *u->floor_path ? "" : " ", *u->floor_path ? "" : "lone");
-				r->ratio = x = r->median / f->median;
+				/* A path may have measured its own (paired) ratio. */
+				if (r->ratio < 0)
+					r->ratio = r->median / f->median;
+				x = r->ratio;
 			}
 			switch (u->op) {
 			case '<':
