@@ -291,14 +291,9 @@ static void run_idle(struct ovmc_loop *l)
 	int round = 0;
 
 	do {
-		/* One reading serves the round's callbacks: a round lasts
-		 * microseconds, and a reading each was four of the nine clock
-		 * reads `openvmc` made per message. */
-		uint64_t now = ovmc_now_ns();
-
 		l->kicked = false;
 		for (int i = 0; i < l->n_idle; i++) {
-			uint64_t d = l->idle[i].fn(l->idle[i].arg, now);
+			uint64_t d = l->idle[i].fn(l->idle[i].arg, ovmc_now_ns());
 
 			if (d < next)
 				next = d;

@@ -356,9 +356,8 @@ void ovmc_dev_op_write(fuse_req_t req, const char *buf, size_t size, struct fuse
 		fuse_reply_err(req, (int)-n);
 		return;
 	}
-	/* Linux updates mtime and ctime on every write, from its coarse clock
-	 * (current_time()), which is also the cheap one to read here. */
-	clock_gettime(CLOCK_REALTIME_COARSE, &dev->mtime);
+	/* Linux updates mtime and ctime on every write. */
+	clock_gettime(CLOCK_REALTIME, &dev->mtime);
 	dev->ctime = dev->mtime;
 	fuse_reply_write(req, (size_t)n);
 }
