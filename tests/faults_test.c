@@ -272,6 +272,14 @@ TEST(control_commands_that_change_something_need_root_the_owner_or_the_group)
 		CHECK_EQ(st.st_mode & 0777, 0660);
 		CHECK_EQ(st.st_gid, 4242);
 	}
+	/* Its directory is private: said at start. */
+	{
+		char want[256];
+
+		snprintf(want, sizeof(want),
+			 "members of group 4242 cannot reach it: directory %s is mode 0700", d->dir);
+		CHECK(log_has(d, 0, want));
+	}
 	/* An administrator widens the socket to everyone. */
 	CHECK_EQ(chmod(d->dir, 0711), 0);
 	CHECK_EQ(chmod(d->ctl, 0666), 0);
@@ -290,6 +298,20 @@ TEST(control_commands_that_change_something_need_root_the_owner_or_the_group)
 	/* And root. */
 	ctl(d, "restart", out, sizeof(out));
 	CHECK(strncmp(out, "ok\n", 3) == 0);
+}
+
+TEST(a_control_group_that_can_enter_the_directory_is_not_warned_about)
+{
+	struct daemon *d = new_daemon(NULL);
+	char out[512];
+
+	CHECK_EQ(chown(d->dir, (uid_t)-1, 4242), 0);
+	CHECK_EQ(chmod(d->dir, 0710), 0);
+	spawn_prog(d, OPENVMC_BIN, ARGS("--control-group", "4242"));
+	wait_ctl(d);
+	CHECK(!log_has(d, 0, "cannot reach"));
+	ctl_as_nobody(d, 4242, "restart", out, sizeof(out));
+	CHECK(strcmp(out, "ok") == 0);
 }
 
 TEST(silent_control_clients_do_not_lock_out_status_and_are_closed)

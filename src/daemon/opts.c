@@ -355,6 +355,60 @@ static bool someone_listens(const char *path)
 	return live;
 }
 
+/*
+ * --control-group gives the socket to a group, but its members also need
+ * to enter every directory above it, and the defaults' /run/openvmc stays
+ * 0700 (openvmc-hvd refuses a partitions' socket anywhere less private).
+ * Said at start, not found out by a member's EACCES.
+ */
+static void check_group_reach(const char *socket, gid_t group)
+{
+	char *copy = strdup(socket), *slash, *dir;
+	size_t len;
+
+	if (!copy)
+		return;
+	slash = strrchr(copy, '/');
+	if (slash)
+		*(slash == copy ? slash + 1 : slash) = '\0';
+	dir = realpath(slash ? copy : ".", NULL);
+	free(copy);
+	if (!dir)
+		return;
+	len = strlen(dir);
+	/* Every prefix that names a directory: "/run", then "/run/openvmc". */
+	for (size_t i = 1; i <= len; i++) {
+		struct stat st;
+		char c = dir[i];
+
+		if (c != '/' && c != '\0')
+			continue;
+		dir[i] = '\0';
+		if (stat(dir, &st) == 0 && !(st.st_mode & S_IXOTH) &&
+		    !(st.st_gid == group && (st.st_mode & S_IXGRP))) {
+			ovmc_log(OVMC_LOG_WARN, "main",
+				 "control socket %s: members of group %u cannot reach it: "
+				 "directory %s is mode %04o, group %u (give --control a path "
+				 "in a directory they may enter)",
+				 socket, (unsigned)group, dir, (unsigned)(st.st_mode & 07777),
+				 (unsigned)st.st_gid);
+			break;
+		}
+		dir[i] = c;
+	}
+	free(dir);
+}
+
+static int control_at(struct ovmc_loop *loop, const char *path, const struct ctl_targets *t,
+		      struct ctl **out)
+{
+	int rc = ctl_new(loop, path, t, out);
+
+	if (rc == 0 && t->use_group)
+		check_group_reach(path, t->group);
+	return rc;
+}
+
 int opts_control(struct ovmc_loop *loop, const struct opts *o, const struct opts_program *p,
 		 const struct ctl_targets *t, struct opts_dirs *dirs, struct ctl **out)
 {
@@ -366,7 +420,7 @@ int opts_control(struct ovmc_loop *loop, const struct opts *o, const struct opts
 	if (!path || strcmp(path, "none") == 0)
 		return 0;
 	if (o->control)
-		return ctl_new(loop, path, t, out);
+		return control_at(loop, path, t, out);
 	/* The default: a second instance, or a user without /run, runs without. */
 	dir = strdup(path);
 	if (!dir)
@@ -386,7 +440,7 @@ int opts_control(struct ovmc_loop *loop, const struct opts *o, const struct opts
 	if (!rc && someone_listens(path))
 		rc = -EADDRINUSE;
 	if (!rc)
-		rc = ctl_new(loop, path, t, out);
+		rc = control_at(loop, path, t, out);
 	if (rc)
 		ovmc_log(OVMC_LOG_WARN, "main",
 			 "no control socket: the default %s: %s (--control PATH picks another, "
