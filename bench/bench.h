@@ -55,8 +55,6 @@ void bench_stats(double *v, size_t n, double *median, double *p99);
 /* n round trips of `size` bytes on fd (write, then read the echo): the
  * time of each in microseconds into v (NULL: warm-up). */
 void bench_fd_rtt_samples(int fd, size_t size, unsigned n, double *v);
-/* The same after a warm-up: median and p99. */
-void bench_fd_rtt(int fd, size_t size, unsigned n, double *median, double *p99);
 /* Writer and reader threads on fd, n messages of `size`: seconds taken. */
 double bench_fd_tput_s(int fd, size_t size, unsigned n);
 

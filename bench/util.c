@@ -146,18 +146,6 @@ void bench_fd_rtt_samples(int fd, size_t size, unsigned n, double *v)
 	}
 }
 
-void bench_fd_rtt(int fd, size_t size, unsigned n, double *median, double *p99)
-{
-	double *v = calloc(n, sizeof(*v));
-
-	if (!v)
-		bench_die("out of memory");
-	bench_fd_rtt_samples(fd, size, n / 10 + 1, NULL);
-	bench_fd_rtt_samples(fd, size, n, v);
-	bench_stats(v, n, median, p99);
-	free(v);
-}
-
 struct tput {
 	int fd;
 	size_t size;
