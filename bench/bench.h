@@ -74,7 +74,8 @@ bool bench_log_has(const char *log, const char *what);
 void bench_print_log(const char *log);
 /* Wait until `what` appears in `log` (dies if pid exits or after 10 s). */
 void bench_wait_log(pid_t pid, const char *log, const char *what);
-/* CPU time (user + system) of a process in ms, and its resident set in KiB. */
+/* CPU time of a process in ms (all its threads; ns resolution where the
+ * kernel has schedstat), and its resident set in KiB. */
 double bench_cpu_ms(pid_t pid);
 long bench_rss_kib(pid_t pid);
 
