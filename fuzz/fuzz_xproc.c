@@ -75,9 +75,10 @@ static void pending(void *arg, struct ovmc_vmc *vmc)
 /*
  * Descriptors of the kinds the server and this partition make (sockets,
  * memfds, eventfds and the like); libFuzzer opens pipes of its own as it
- * goes, which are not counted.
+ * goes, which are not counted. With `say`, every open one is listed (for
+ * a finding).
  */
-static int count_fds(void)
+static int count_fds(bool say)
 {
 	DIR *d = opendir("/proc/self/fd");
 	struct dirent *e;
@@ -86,7 +87,7 @@ static int count_fds(void)
 	if (!d)
 		fuzz_fail("opendir /proc/self/fd: %s", strerror(errno));
 	while ((e = readdir(d))) {
-		char path[300], target[64];
+		char path[300], target[256];
 		ssize_t len;
 
 		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
@@ -94,33 +95,14 @@ static int count_fds(void)
 		if (len <= 0)
 			continue;
 		target[len] = '\0';
+		if (say)
+			fprintf(stderr, "open: %s -> %s\n", e->d_name, target);
 		if (!strncmp(target, "socket:", 7) || !strncmp(target, "/memfd:", 7) ||
 		    !strncmp(target, "anon_inode:", 11))
 			n++;
 	}
 	closedir(d);
 	return n;
-}
-
-/* For a finding: what is open. */
-static void list_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-
-	while (d && (e = readdir(d))) {
-		char path[300], target[256];
-		ssize_t n;
-
-		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
-		n = readlink(path, target, sizeof(target) - 1);
-		if (n > 0) {
-			target[n] = '\0';
-			fprintf(stderr, "open: %s -> %s\n", e->d_name, target);
-		}
-	}
-	if (d)
-		closedir(d);
 }
 
 static void teardown(void)
@@ -182,7 +164,7 @@ static void setup(void)
 	if (rc)
 		fuzz_fail("ovmc_xproc_server_new: %d", rc);
 	atexit(teardown);
-	g.base_fds = count_fds();
+	g.base_fds = count_fds(false);
 }
 
 static int memfd(size_t size)
@@ -382,8 +364,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int i = 0; i < 100 && ovmc_xproc_server_clients(g.srv); i++)
 		ovmc_xproc_server_dispatch(g.srv);
 	FUZZ_CHECK(ovmc_xproc_server_clients(g.srv) == 0);
-	if (count_fds() != g.base_fds)
-		list_fds();
-	FUZZ_CHECK(count_fds() == g.base_fds);
+	if (count_fds(false) != g.base_fds)
+		count_fds(true);
+	FUZZ_CHECK(count_fds(false) == g.base_fds);
 	return 0;
 }

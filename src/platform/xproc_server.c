@@ -117,6 +117,17 @@ slog(const struct ovmc_xproc_server *s, enum ovmc_log_level level, const char *f
 
 /* ---- connections ---- */
 
+/* A receive stores at most XPROC_ATTACH_MAX_FDS of the descriptors it counts. */
+static unsigned fds_kept(unsigned nfds)
+{
+	return nfds < XPROC_ATTACH_MAX_FDS ? nfds : XPROC_ATTACH_MAX_FDS;
+}
+
+static void close_received(const int *fds, unsigned nfds)
+{
+	ovmc_xp_close_fds(fds, fds_kept(nfds));
+}
+
 /* A connection's socket (level-triggered) or doorbell (edge-triggered). */
 static int watch(struct ovmc_xproc_conn *c, int fd, uint32_t events)
 {
@@ -213,11 +224,6 @@ static void raise_irq(void *arg)
 	(void)n; /* EAGAIN: the counter is saturated, the fd readable all the same */
 }
 
-/*
- * Tell the client how many H_SEND_CRQ it may have posted in this epoch:
- * those executed, plus the room left in the hypervisor end's queue. Posts
- * not taken yet are not in that room, so together they never exceed it.
- */
 /* Posted sends are counted per epoch of the hypervisor end. */
 static void count_epoch(struct ovmc_xproc_conn *c, uint32_t epoch)
 {
@@ -227,6 +233,11 @@ static void count_epoch(struct ovmc_xproc_conn *c, uint32_t epoch)
 	}
 }
 
+/*
+ * Tell the client how many H_SEND_CRQ it may have posted in this epoch:
+ * those executed, plus the room left in the hypervisor end's queue. Posts
+ * not taken yet are not in that room, so together they never exceed it.
+ */
 static void publish_grant(struct ovmc_xproc_conn *c)
 {
 	struct ovmc_vmc *v = ovmc_part_vmc(c->part);
@@ -433,7 +444,7 @@ static enum verdict on_attach(struct ovmc_xproc_conn *c, const union xproc_msg *
 	int status;
 
 	if (nfds != XPROC_ATTACH_FDS && nfds != XPROC_ATTACH_MAX_FDS) {
-		ovmc_xp_close_fds(fds, nfds < XPROC_ATTACH_MAX_FDS ? nfds : XPROC_ATTACH_MAX_FDS);
+		close_received(fds, nfds);
 		status = -EBADF;
 	} else {
 		status = attach_partition(c, m->attach.mem_size, fds, nfds);
@@ -634,7 +645,7 @@ static const char *type_name(const union xproc_msg *m, size_t len)
 static enum verdict handle(struct ovmc_xproc_conn *c, const union xproc_msg *m, size_t len,
 			   bool trunc, const int *fds, unsigned nfds)
 {
-	unsigned kept = nfds < XPROC_ATTACH_MAX_FDS ? nfds : XPROC_ATTACH_MAX_FDS;
+	unsigned kept = fds_kept(nfds);
 	const char *why;
 	size_t fixed;
 
@@ -789,7 +800,7 @@ static enum drained drain_reports(struct ovmc_xproc_conn *c)
 		if (n > 0 && !trunc && !nfds && (size_t)n >= sizeof(m.h) &&
 		    m.h.type == XPROC_RDMA && handle(c, &m, (size_t)n, false, NULL, 0) == KEEP)
 			continue;
-		ovmc_xp_close_fds(fds, nfds < XPROC_ATTACH_MAX_FDS ? nfds : XPROC_ATTACH_MAX_FDS);
+		close_received(fds, nfds);
 		slog(c->srv, OVMC_LOG_WARN, "xproc: pid %d: %s ahead of a mailbox request: dropped",
 		     (int)c->pid, n <= 0 ? "end of stream" : "not reports");
 		client_drop(c, true);
@@ -867,8 +878,7 @@ static void serve(struct ovmc_xproc_conn *c)
 		if (n <= 0) {
 			/* SOCK_SEQPACKET: 0 is the end, or an empty message, which
 			 * is no request either. */
-			ovmc_xp_close_fds(fds,
-					  nfds < XPROC_ATTACH_MAX_FDS ? nfds : XPROC_ATTACH_MAX_FDS);
+			close_received(fds, nfds);
 			if (c->part)
 				slog(c->srv, OVMC_LOG_INFO, "xproc: partition %u: peer gone",
 				     ovmc_part_id(c->part));
