@@ -165,7 +165,7 @@ struct path {
 	int fd;                   /* the echo to measure, or -1 for the core */
 	struct bench_core *core;
 	double med[BENCH_NSIZES], p99[BENCH_NSIZES];
-	double tput_s;
+	double tput[ROUNDS]; /* MiB/s of each round's slice */
 };
 
 static void path_rtt(struct path *p, size_t size, unsigned n, double *v)
@@ -208,10 +208,35 @@ static void measure_tput(const struct bench_cfg *cfg, struct path *paths)
 	for (unsigned r = 0; r < ROUNDS; r++)
 		for (int k = 0; k < NPATHS; k++)
 			if (!paths[k].core)
-				paths[k].tput_s += bench_fd_tput_s(paths[k].fd, TPUT_SIZE, per);
-	for (int k = 0; k < NPATHS; k++)
-		paths[k].tput_s = paths[k].core ? -1 : (double)per * ROUNDS * TPUT_SIZE /
-							  paths[k].tput_s / (1024.0 * 1024.0);
+				paths[k].tput[r] = (double)per * TPUT_SIZE /
+						   bench_fd_tput_s(paths[k].fd, TPUT_SIZE, per) /
+						   (1024.0 * 1024.0);
+}
+
+/*
+ * A path's throughput is the median of its slices, and its ratio the median
+ * of the rounds' own ratios to bare FUSE: a slow spell (docs/performance.md)
+ * that covers one path's slice and not the floor's then moves neither.
+ */
+static void tput_rows(struct bench_rows *rows, const char *mode, struct path *paths)
+{
+	for (int k = 0; k < NPATHS; k++) {
+		double v[ROUNDS], ratios[ROUNDS], m, p;
+		struct bench_row *row;
+
+		if (paths[k].core)
+			continue;
+		for (int r = 0; r < ROUNDS; r++) {
+			v[r] = paths[k].tput[r];
+			ratios[r] = paths[k].tput[r] / paths[P_FUSE].tput[r];
+		}
+		bench_stats(v, ROUNDS, &m, &p);
+		row = bench_add(rows, mode, paths[k].name, "tput", TPUT_SIZE, m, -1, "MiB/s");
+		if (k != P_FUSE) {
+			bench_stats(ratios, ROUNDS, &m, &p);
+			row->ratio = m;
+		}
+	}
 }
 
 /* CPU of every daemon over one idle window (a session open on each), and
@@ -290,14 +315,11 @@ static void run_mode(const struct bench_cfg *cfg, struct bench_rows *rows, const
 	measure_rtt(cfg, paths);
 	bench_log("%s: 4 KiB throughput, every path in turn", mode);
 	measure_tput(cfg, paths);
-	for (int k = 0; k < NPATHS; k++) {
+	for (int k = 0; k < NPATHS; k++)
 		for (int i = 0; i < BENCH_NSIZES; i++)
 			bench_add(rows, mode, paths[k].name, "rtt", bench_sizes[i], paths[k].med[i],
 				  paths[k].p99[i], "us");
-		if (!paths[k].core)
-			bench_add(rows, mode, paths[k].name, "tput", TPUT_SIZE, paths[k].tput_s, -1,
-				  "MiB/s");
-	}
+	tput_rows(rows, mode, paths);
 	/* Idle with a session open: nothing may tick. */
 	bench_log("%s: idle", mode);
 	idle_rows(cfg, rows, mode, &one, &pair);
