@@ -251,6 +251,63 @@ static void split_fields(char *line, char **v, size_t n)
 	}
 }
 
+struct trace_count {
+	unsigned entries, rdma;
+};
+
+static void count_trace(void *arg, const struct ovmc_trace_event *ev)
+{
+	struct trace_count *c = arg;
+
+	if (ev->kind == OVMC_TRACE_RDMA)
+		c->rdma++;
+	else
+		c->entries++;
+}
+
+/* One message out and its echo back; what the driver traced meanwhile. */
+static struct trace_count echo_traced(struct sim *s, struct sim_file *f, struct trace_count *c)
+{
+	struct trace_count before = *c;
+	uint8_t msg[64], back[64];
+	size_t n = router_request(msg, 7, 0x0103, "traced?");
+
+	CHECK_EQ(sim_write(s, f, msg, n), (ssize_t)n);
+	sim_run(s);
+	CHECK_EQ(sim_read(s, f, back, sizeof(back)), (ssize_t)n);
+	return (struct trace_count){c->entries - before.entries, c->rdma - before.rdma};
+}
+
+/* Off, the driver builds no event at all; back on, every one again. */
+TEST(driver_tracing_can_be_switched_off_and_on)
+{
+	struct trace_count c = {0}, d;
+	struct sim_opts o;
+	struct sim *s;
+	struct sim_file *f;
+	uint8_t id[OVMC_HMC_ID_LEN];
+
+	sim_opts_default(&o);
+	o.drv_trace = count_trace;
+	o.drv_trace_arg = &c;
+	s = sim_new(&o);
+	sim_ready(s);
+	sim_make_id(id, 3);
+	f = sim_open_session(s, id);
+	d = echo_traced(s, f, &c);
+	/* The signal out, the signal in; the copy out, the copy in. */
+	CHECK_EQ(d.entries, 2u);
+	CHECK_EQ(d.rdma, 2u);
+	ovmc_drv_set_tracing(s->drv, false);
+	d = echo_traced(s, f, &c);
+	CHECK_EQ(d.entries, 0u);
+	CHECK_EQ(d.rdma, 0u);
+	ovmc_drv_set_tracing(s->drv, true);
+	d = echo_traced(s, f, &c);
+	CHECK_EQ(d.entries, 2u);
+	CHECK_EQ(d.rdma, 2u);
+}
+
 TEST(tshark_dissector_decodes_capture)
 {
 	static const char *const fields[] = {

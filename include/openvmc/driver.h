@@ -95,6 +95,9 @@ OVMC_API int ovmc_drv_new(const struct ovmc_drv_config *cfg, struct ovmc_platfor
 OVMC_API void ovmc_drv_free(struct ovmc_drv *d);
 /* The most verbose level passed to the log callback (default: info). */
 OVMC_API void ovmc_drv_set_log_level(struct ovmc_drv *d, enum ovmc_log_level level);
+/* Whether the trace callback is called (default: on when there is one).
+ * Off, a message costs no trace event at all. */
+OVMC_API void ovmc_drv_set_tracing(struct ovmc_drv *d, bool on);
 
 /*
  * Probe: look for the VMC node; if there is one, register the CRQ, enable

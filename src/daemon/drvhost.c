@@ -158,7 +158,8 @@ int drvhost_new(struct ovmc_loop *loop, struct ovmc_platform *plat,
 	if (rc)
 		goto fail;
 	/* Always: a tracer may come later (drvhost_set_tracer), and the
-	 * driver takes its callbacks once. */
+	 * driver takes its callbacks once; it calls this one only while
+	 * something listens. */
 	cbs.trace = drv_trace;
 	rc = ovmc_drv_new(&cfg->drv, plat, &cbs, h, &h->drv);
 	if (rc) {
@@ -167,6 +168,7 @@ int drvhost_new(struct ovmc_loop *loop, struct ovmc_platform *plat,
 		goto fail;
 	}
 	ovmc_drv_set_log_level(h->drv, ovmc_log_get_level());
+	ovmc_drv_set_tracing(h->drv, traceout_active(&h->out));
 	/* Both log their own errors, with the path and the cause. */
 	h->kick = cfg->kick;
 	h->kick_arg = cfg->kick_arg;
@@ -275,6 +277,7 @@ void drvhost_set_tracer(struct drvhost *h, ovmc_trace_fn fn, void *arg)
 {
 	h->out.listener = fn;
 	h->out.listener_arg = arg;
+	ovmc_drv_set_tracing(h->drv, traceout_active(&h->out));
 }
 
 static void put_id(FILE *out, const uint8_t *id, size_t n)

@@ -84,6 +84,7 @@ int ovmc_drv_new(const struct ovmc_drv_config *cfg, struct ovmc_platform *plat,
 		d->cbs = *cbs;
 	d->user = user;
 	d->log_level = OVMC_LOG_INFO;
+	d->tracing = d->cbs.trace != NULL;
 	d->mem = ovmc_platform_memory(plat, &mem_size);
 	d->tx_retry_at = d->init_retry_at = d->reset_at = OVMC_TIME_NEVER;
 	/* Every index opening with a full pool at once, and some. */
@@ -133,6 +134,11 @@ void ovmc_drv_free(struct ovmc_drv *d)
 void ovmc_drv_set_log_level(struct ovmc_drv *d, enum ovmc_log_level level)
 {
 	d->log_level = level;
+}
+
+void ovmc_drv_set_tracing(struct ovmc_drv *d, bool on)
+{
+	d->tracing = on && d->cbs.trace;
 }
 
 enum ovmc_drv_state ovmc_drv_state(const struct ovmc_drv *d)

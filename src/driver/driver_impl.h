@@ -79,6 +79,7 @@ struct ovmc_drv {
 	struct ovmc_drv_callbacks cbs;
 	void *user;
 	enum ovmc_log_level log_level;
+	bool tracing; /* cbs.trace is called (ovmc_drv_set_tracing()) */
 
 	enum ovmc_drv_state state;
 	struct ovmc_vmc_node node;
@@ -128,6 +129,7 @@ void drv_reset(struct ovmc_drv *d, const char *why);
 void drv_flood_reset(struct ovmc_drv *d);
 
 /* tx.c */
+/* Only while d->tracing: the event is built for the callback alone. */
 void drv_trace_entry(struct ovmc_drv *d, enum ovmc_trace_kind kind,
 		     const uint8_t e[OVMC_CRQ_ENTRY_SIZE]);
 /* H_COPY_RDMA, traced with the bytes that moved when it succeeds. */

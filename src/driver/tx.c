@@ -14,13 +14,12 @@ void drv_trace_entry(struct ovmc_drv *d, enum ovmc_trace_kind kind,
 {
 	struct ovmc_trace_event ev = {.kind = kind, .entry = e};
 
-	if (d->cbs.trace)
-		d->cbs.trace(d->user, &ev);
+	d->cbs.trace(d->user, &ev);
 }
 
-/* After an H_COPY_RDMA with these arguments answered rc: the trace. */
-static void rdma_done(struct ovmc_drv *d, long rc, uint64_t len, uint64_t src_liobn,
-		      uint64_t src_ioba, uint64_t dst_liobn, uint64_t dst_ioba)
+/* After a successful H_COPY_RDMA with these arguments: the trace. */
+static void rdma_traced(struct ovmc_drv *d, uint64_t len, uint64_t src_liobn, uint64_t src_ioba,
+			uint64_t dst_liobn, uint64_t dst_ioba)
 {
 	bool to_hv = dst_liobn == d->node.liobn_remote;
 	struct ovmc_trace_event ev = {
@@ -32,8 +31,7 @@ static void rdma_done(struct ovmc_drv *d, long rc, uint64_t len, uint64_t src_li
 		.to_hv = to_hv,
 	};
 
-	if (rc == OVMC_H_SUCCESS && d->cbs.trace)
-		d->cbs.trace(d->user, &ev);
+	d->cbs.trace(d->user, &ev);
 }
 
 long drv_rdma(struct ovmc_drv *d, uint64_t len, uint64_t src_liobn, uint64_t src_ioba,
@@ -41,7 +39,8 @@ long drv_rdma(struct ovmc_drv *d, uint64_t len, uint64_t src_liobn, uint64_t src
 {
 	long rc = ovmc_h_copy_rdma(d->plat, len, src_liobn, src_ioba, dst_liobn, dst_ioba);
 
-	rdma_done(d, rc, len, src_liobn, src_ioba, dst_liobn, dst_ioba);
+	if (rc == OVMC_H_SUCCESS && d->tracing)
+		rdma_traced(d, len, src_liobn, src_ioba, dst_liobn, dst_ioba);
 	return rc;
 }
 
@@ -94,7 +93,8 @@ static void send_done(struct ovmc_drv *d, long rc, const uint8_t e[OVMC_CRQ_ENTR
 {
 	if (rc == OVMC_H_SUCCESS) {
 		d->stats.entries_out++;
-		drv_trace_entry(d, OVMC_TRACE_TO_HV, e);
+		if (d->tracing)
+			drv_trace_entry(d, OVMC_TRACE_TO_HV, e);
 	}
 }
 
@@ -201,7 +201,8 @@ long drv_rdma_tx_hmc(struct ovmc_drv *d, uint64_t len, uint64_t src_liobn, uint6
 	}
 	ovmc_entry_to_words(e, &req[1].args[1], &req[1].args[2]);
 	ovmc_hcall_pair(d->plat, req, rcs);
-	rdma_done(d, rcs[0], len, src_liobn, src_ioba, dst_liobn, dst_ioba);
+	if (rcs[0] == OVMC_H_SUCCESS && d->tracing)
+		rdma_traced(d, len, src_liobn, src_ioba, dst_liobn, dst_ioba);
 	if (rcs[0] != OVMC_H_SUCCESS)
 		return rcs[0];
 	send_done(d, rcs[1], e);

@@ -116,10 +116,11 @@ void ovmc_machine_stats(const struct ovmc_machine *m, struct ovmc_machine_stats 
 static void trace_entry(struct ovmc_machine *m, enum ovmc_trace_kind kind, unsigned id,
 			const uint8_t *entry)
 {
-	struct ovmc_trace_event ev = {.kind = kind, .partition = id, .entry = entry};
+	if (m->trace) {
+		struct ovmc_trace_event ev = {.kind = kind, .partition = id, .entry = entry};
 
-	if (m->trace)
 		m->trace(m->trace_arg, &ev);
+	}
 }
 
 static bool is_remote(const struct ovmc_part *p)
@@ -815,7 +816,6 @@ static long h_copy_rdma(struct ovmc_part *p, const uint64_t *a)
 {
 	uint64_t len = a[0];
 	uint8_t *src, *dst;
-	struct ovmc_trace_event ev = {.kind = OVMC_TRACE_RDMA, .partition = p->id};
 
 	if (len > OVMC_MAX_RDMA_LEN) {
 		p->m->stats.rdma_rejected++;
@@ -835,11 +835,14 @@ static long h_copy_rdma(struct ovmc_part *p, const uint64_t *a)
 	p->m->stats.rdma_ops++;
 	p->m->stats.rdma_bytes += len;
 	if (p->m->trace) {
+		struct ovmc_trace_event ev = {.kind = OVMC_TRACE_RDMA,
+					      .partition = p->id,
+					      .opcode = OVMC_H_COPY_RDMA,
+					      .data = dst,
+					      .data_len = len,
+					      .to_hv = a[3] == p->vmc->node.liobn_remote};
+
 		memcpy(ev.args, a, sizeof(ev.args));
-		ev.opcode = OVMC_H_COPY_RDMA;
-		ev.data = dst;
-		ev.data_len = len;
-		ev.to_hv = a[3] == p->vmc->node.liobn_remote;
 		p->m->trace(p->m->trace_arg, &ev);
 	}
 	return OVMC_H_SUCCESS;
