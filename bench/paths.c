@@ -206,6 +206,8 @@ void bench_daemons_start(const struct bench_cfg *cfg, bool pair, unsigned hmcs, 
 	snprintf(log, sizeof(log), "%s/log", d->dir);
 	snprintf(hvlog, sizeof(hvlog), "%s/hv.log", d->dir);
 	snprintf(sock, sizeof(sock), "%s/hv/sock", d->dir);
+	/* Every daemon with --control none: the default sockets under /run
+	 * belong to the machine's own daemons, and nothing here needs one. */
 	if (pair) {
 		char hvd[512], drvd[512];
 
@@ -213,14 +215,15 @@ void bench_daemons_start(const struct bench_cfg *cfg, bool pair, unsigned hmcs, 
 		snprintf(drvd, sizeof(drvd), "%s/openvmcd", cfg->bin_dir);
 		d->hv_pid = bench_spawn(
 			(const char *const[]){hvd, "--foreground", "--socket", sock, "--backend",
-					      "echo", "--hmcs", hmcs_s, "--mtu", mtu_s, NULL},
+					      "echo", "--hmcs", hmcs_s, "--mtu", mtu_s, "--control",
+					      "none", NULL},
 			hvlog);
 		snprintf(ready, sizeof(ready), "hypervisor ready at %s", sock);
 		bench_wait_log(d->hv_pid, hvlog, ready);
 		d->pid = bench_spawn((const char *const[]){drvd, "--foreground", "--socket", sock,
 							   "--device", d->dev, "--session-socket",
 							   "none", "--hmcs", hmcs_s, "--mtu", mtu_s,
-							   NULL},
+							   "--control", "none", NULL},
 				     log);
 	} else {
 		char prog[512];
@@ -229,7 +232,7 @@ void bench_daemons_start(const struct bench_cfg *cfg, bool pair, unsigned hmcs, 
 		d->pid = bench_spawn((const char *const[]){prog, "--device", d->dev,
 							   "--session-socket", "none", "--backend",
 							   "echo", "--hmcs", hmcs_s, "--mtu", mtu_s,
-							   NULL},
+							   "--control", "none", NULL},
 				     log);
 	}
 	snprintf(ready, sizeof(ready), "device ready at %s", d->dev);
