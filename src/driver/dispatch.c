@@ -370,8 +370,7 @@ unsigned ovmc_drv_handle_interrupt(struct ovmc_drv *d, uint64_t now)
 		/* Our reads of the entry complete before the slot is handed back. */
 		__atomic_store_n(slot, 0, __ATOMIC_RELEASE);
 		d->crq_cur = (d->crq_cur + 1) % d->crq_entries;
-		if (d->tracing)
-			drv_trace_entry(d, OVMC_TRACE_TO_PARTITION, e);
+		drv_trace_entry(d, OVMC_TRACE_TO_PARTITION, e);
 		handle_entry(d, e);
 		n++;
 	}

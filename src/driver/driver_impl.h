@@ -129,7 +129,6 @@ void drv_reset(struct ovmc_drv *d, const char *why);
 void drv_flood_reset(struct ovmc_drv *d);
 
 /* tx.c */
-/* Only while d->tracing: the event is built for the callback alone. */
 void drv_trace_entry(struct ovmc_drv *d, enum ovmc_trace_kind kind,
 		     const uint8_t e[OVMC_CRQ_ENTRY_SIZE]);
 /* H_COPY_RDMA, traced with the bytes that moved when it succeeds. */

@@ -12,26 +12,30 @@
 void drv_trace_entry(struct ovmc_drv *d, enum ovmc_trace_kind kind,
 		     const uint8_t e[OVMC_CRQ_ENTRY_SIZE])
 {
-	struct ovmc_trace_event ev = {.kind = kind, .entry = e};
+	if (d->tracing) {
+		struct ovmc_trace_event ev = {.kind = kind, .entry = e};
 
-	d->cbs.trace(d->user, &ev);
+		d->cbs.trace(d->user, &ev);
+	}
 }
 
-/* After a successful H_COPY_RDMA with these arguments: the trace. */
-static void rdma_traced(struct ovmc_drv *d, uint64_t len, uint64_t src_liobn, uint64_t src_ioba,
-			uint64_t dst_liobn, uint64_t dst_ioba)
+/* After an H_COPY_RDMA with these arguments answered rc: the trace. */
+static void rdma_done(struct ovmc_drv *d, long rc, uint64_t len, uint64_t src_liobn,
+		      uint64_t src_ioba, uint64_t dst_liobn, uint64_t dst_ioba)
 {
-	bool to_hv = dst_liobn == d->node.liobn_remote;
-	struct ovmc_trace_event ev = {
-		.kind = OVMC_TRACE_RDMA,
-		.opcode = OVMC_H_COPY_RDMA,
-		.args = {len, src_liobn, src_ioba, dst_liobn, dst_ioba},
-		.data = d->mem + (to_hv ? src_ioba : dst_ioba),
-		.data_len = len,
-		.to_hv = to_hv,
-	};
+	if (rc == OVMC_H_SUCCESS && d->tracing) {
+		bool to_hv = dst_liobn == d->node.liobn_remote;
+		struct ovmc_trace_event ev = {
+			.kind = OVMC_TRACE_RDMA,
+			.opcode = OVMC_H_COPY_RDMA,
+			.args = {len, src_liobn, src_ioba, dst_liobn, dst_ioba},
+			.data = d->mem + (to_hv ? src_ioba : dst_ioba),
+			.data_len = len,
+			.to_hv = to_hv,
+		};
 
-	d->cbs.trace(d->user, &ev);
+		d->cbs.trace(d->user, &ev);
+	}
 }
 
 long drv_rdma(struct ovmc_drv *d, uint64_t len, uint64_t src_liobn, uint64_t src_ioba,
@@ -39,8 +43,7 @@ long drv_rdma(struct ovmc_drv *d, uint64_t len, uint64_t src_liobn, uint64_t src
 {
 	long rc = ovmc_h_copy_rdma(d->plat, len, src_liobn, src_ioba, dst_liobn, dst_ioba);
 
-	if (rc == OVMC_H_SUCCESS && d->tracing)
-		rdma_traced(d, len, src_liobn, src_ioba, dst_liobn, dst_ioba);
+	rdma_done(d, rc, len, src_liobn, src_ioba, dst_liobn, dst_ioba);
 	return rc;
 }
 
@@ -93,8 +96,7 @@ static void send_done(struct ovmc_drv *d, long rc, const uint8_t e[OVMC_CRQ_ENTR
 {
 	if (rc == OVMC_H_SUCCESS) {
 		d->stats.entries_out++;
-		if (d->tracing)
-			drv_trace_entry(d, OVMC_TRACE_TO_HV, e);
+		drv_trace_entry(d, OVMC_TRACE_TO_HV, e);
 	}
 }
 
@@ -201,8 +203,7 @@ long drv_rdma_tx_hmc(struct ovmc_drv *d, uint64_t len, uint64_t src_liobn, uint6
 	}
 	ovmc_entry_to_words(e, &req[1].args[1], &req[1].args[2]);
 	ovmc_hcall_pair(d->plat, req, rcs);
-	if (rcs[0] == OVMC_H_SUCCESS && d->tracing)
-		rdma_traced(d, len, src_liobn, src_ioba, dst_liobn, dst_ioba);
+	rdma_done(d, rcs[0], len, src_liobn, src_ioba, dst_liobn, dst_ioba);
 	if (rcs[0] != OVMC_H_SUCCESS)
 		return rcs[0];
 	send_done(d, rcs[1], e);
